@@ -1,0 +1,38 @@
+"""``GET /healthz``: is the database reachable, and is the job queue?"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+from redis.exceptions import RedisError
+
+from portal.extensions import csrf, db
+from portal.queue import redis_connection
+
+bp = Blueprint("health", __name__)
+csrf.exempt(bp)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz():  # noqa: ANN201
+    status = {"database": "ok", "queue": "ok"}
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("healthz: database check failed (%s)", type(exc).__name__)
+        status["database"] = "error"
+    finally:
+        db.session.rollback()
+    if current_app.config["REDIS_URL"]:
+        try:
+            redis_connection().ping()
+        except RedisError as exc:
+            log.warning("healthz: redis check failed (%s)", type(exc).__name__)
+            status["queue"] = "error"
+    else:
+        status["queue"] = "inline"
+    ok = all(v in ("ok", "inline") for v in status.values())
+    return jsonify(status), 200 if ok else 503
