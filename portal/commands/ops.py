@@ -1,0 +1,69 @@
+"""Operating commands: run everything, the worker, the cron process, one-off sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+
+@click.command("run")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")))
+def run_command(port: int) -> None:
+    """Start the embedded engines (unless configured), migrate, seed, and serve all."""
+    from portal.launcher import run_all
+
+    raise SystemExit(run_all(port))
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
+@with_appcontext
+def worker_command(burst: bool) -> None:
+    """Run an RQ worker (with scheduler) on the portal's queues."""
+    from jobs.worker import run_worker
+
+    run_worker(current_app._get_current_object(), burst=burst)  # type: ignore[attr-defined]
+
+
+@click.command("cron")
+@with_appcontext
+def cron_command() -> None:
+    """Run the periodic jobs (run exactly one of these)."""
+    from rq.cron import CronScheduler
+
+    from jobs.cron import register_schedule
+    from portal.queue import redis_connection
+
+    scheduler = CronScheduler(connection=redis_connection(), name=f"portal-cron-{os.getpid()}")
+    register_schedule(scheduler)
+    scheduler.start()
+
+
+@click.command("outbox")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--to", "to", default=None, help="Only messages to this address.")
+@click.option("--limit", type=int, default=200)
+@with_appcontext
+def outbox_command(as_json: bool, to: str | None, limit: int) -> None:
+    """List the messages the outbox backend holds (development)."""
+    from portal.services.notify.outbox import list_outbox
+
+    rows = list_outbox(to=to, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"#{row['id']} {row['created_at']} {row['channel']:<5} {row['purpose']:<13} "
+            f"{row['status']:<10} to {row['to']}"
+        )
+        click.echo(f"    {row['body'].splitlines()[0] if row['body'] else ''}")
+
+
+def register(group: click.Group) -> None:
+    for command in (run_command, worker_command, cron_command, outbox_command):
+        group.add_command(command)

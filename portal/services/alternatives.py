@@ -1,0 +1,128 @@
+"""The best other slots for a patient who lost a race (SPEC §3.5, seed §2, fixed).
+
+Scored with the seed's weights (configurable as the ``alternative_weights`` setting)
+against the slot the patient wanted and *their* waitlist entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from portal.db import db, now_utc
+from portal.models import Appointment, Closure, Patient, Slot, WaitlistEntry
+from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, SlotStatus
+from portal.services.settings import get_setting
+from portal.services.timezones import to_local, within_windows
+
+
+@dataclass
+class Alternative:
+    slot: Slot
+    score: int
+    reasons: list[str] = field(default_factory=list)
+
+
+def score_alternative(
+    slot: Slot,
+    original: Slot,
+    entry: WaitlistEntry | None,
+    patient_tz: str,
+    weights: dict[str, int],
+) -> Alternative:
+    """Score one open slot against the one the patient wanted."""
+    alt = Alternative(slot, weights["base"])
+
+    def add(points: int, reason: str) -> None:
+        alt.score += points
+        alt.reasons.append(reason)
+
+    if slot.practitioner_id == original.practitioner_id:
+        add(weights["same_practitioner"], "Same practitioner")
+    elif entry and slot.practitioner_id == entry.preferred_practitioner_id:
+        add(weights["preferred_practitioner"], "Your preferred practitioner")
+    hours = int(abs((slot.start_at - original.start_at).total_seconds()) // 3600)
+    penalty = max(hours * weights["per_hour_away"], weights["max_hours_penalty"])
+    if penalty:
+        alt.score += penalty
+    local, original_local = (
+        to_local(slot.start_at, patient_tz),
+        to_local(original.start_at, patient_tz),
+    )
+    if local.date() == original_local.date():
+        add(weights["same_day"], "Same day")
+    if (
+        entry
+        and entry.windows
+        and within_windows(slot.start_at, slot.end_at, patient_tz, entry.windows)
+    ):
+        add(weights["in_availability"], "Fits your availability")
+    if entry and entry.preferred_time and local.hour == entry.preferred_time.hour:
+        add(weights["preferred_hour"], "At your preferred time")
+    alt.score = max(alt.score, 0)
+    return alt
+
+
+def find_alternatives(
+    patient: Patient,
+    original: Slot,
+    entry: WaitlistEntry | None = None,
+    *,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> list[Alternative]:
+    """Return up to ``limit`` open slots of the same service, best first."""
+    now = now or now_utc()
+    limit = limit or get_setting("alternatives_limit")
+    horizon = now + timedelta(hours=get_setting("alternatives_horizon_hours"))
+    in_closure = (
+        sa.select(Closure.id)
+        .where(
+            sa.or_(Closure.location_id.is_(None), Closure.location_id == Slot.location_id),
+            Closure.start_at < Slot.end_at,
+            Closure.end_at > Slot.start_at,
+        )
+        .exists()
+    )
+    booked = sa.orm.aliased(Slot)
+    patient_busy = (
+        sa.select(Appointment.id)
+        .join(booked, booked.id == Appointment.slot_id)
+        .where(
+            Appointment.patient_id == patient.id,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+            booked.start_at < Slot.end_at,
+            booked.end_at > Slot.start_at,
+        )
+        .exists()
+    )
+    slots = db.session.scalars(
+        sa.select(Slot)
+        .where(
+            Slot.status == SlotStatus.OPEN,
+            Slot.service_id == original.service_id,
+            Slot.location_id == original.location_id,
+            Slot.id != original.id,
+            Slot.start_at > now,
+            Slot.start_at <= horizon,
+            ~in_closure,
+            ~patient_busy,
+        )
+        .order_by(Slot.start_at)
+        .limit(50)
+    ).all()
+    weights = get_setting("alternative_weights")
+    scored = [score_alternative(s, original, entry, patient.timezone, weights) for s in slots]
+    scored.sort(key=lambda a: (-a.score, a.slot.start_at))
+    return scored[:limit]
+
+
+def is_alternative_for(
+    slot: Slot, original: Slot, patient: Patient, now: datetime | None = None
+) -> bool:
+    """Whether ``slot`` may be booked as an alternative to ``original`` right now."""
+    return any(
+        a.slot.id == slot.id for a in find_alternatives(patient, original, now=now, limit=50)
+    )

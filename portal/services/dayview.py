@@ -1,0 +1,177 @@
+"""What happens at a location on one local day: slots, bookings and things to follow up."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from portal.db import db, now_utc
+from portal.models import (
+    Appointment,
+    Location,
+    Offer,
+    OutreachTask,
+    Patient,
+    PatientFlag,
+    Practitioner,
+    Service,
+    Slot,
+)
+from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, AppointmentStatus, SlotStatus
+
+
+@dataclass(frozen=True)
+class DaySlot:
+    """One slot as the day view shows it; ``patient_name`` only for booked or held slots."""
+
+    slot_id: int
+    start_at: datetime
+    end_at: datetime
+    status: SlotStatus
+    practitioner_name: str
+    service_name: str
+    appointment_id: int | None = None
+    appointment_status: AppointmentStatus | None = None
+    patient_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LocationDay:
+    """A location's slots on one local day, in start order."""
+
+    location: Location
+    day: date
+    slots: list[DaySlot] = field(default_factory=list)
+
+    @property
+    def timezone(self) -> str:
+        return self.location.timezone
+
+    @property
+    def counts(self) -> Counter[SlotStatus]:
+        """Return how many slots are in each status (missing statuses count 0)."""
+        return Counter(s.status for s in self.slots)
+
+    @property
+    def noon_utc(self) -> datetime:
+        """Midday of the local day, to name the zone ("PST") the day is mostly in."""
+        zone = ZoneInfo(self.timezone)
+        return datetime.combine(self.day, time(12), tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Open work that needs a person: manual outreach tasks and unresolved patient flags."""
+
+    open_outreach_tasks: int
+    open_patient_flags: int
+
+
+def local_today(timezone: str, now: datetime | None = None) -> date:
+    """Return the calendar date it is now in ``timezone``."""
+    return (now or now_utc()).astimezone(ZoneInfo(timezone)).date()
+
+
+def local_day_bounds(timezone: str, day: date) -> tuple[datetime, datetime]:
+    """Return the UTC instants where ``day`` starts and ends in ``timezone`` (end exclusive).
+
+    Days are 23 or 25 hours long across DST changes, so the end is the next local
+    midnight, not start + 24 h.
+    """
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
+    """Return the location's slots starting on ``day`` in the location's own time zone."""
+    start, end = local_day_bounds(location.timezone, day)
+    booked_patient = aliased(Patient)
+    held_patient = aliased(Patient)
+    stmt = (
+        sa.select(
+            Slot.id,
+            Slot.start_at,
+            Slot.end_at,
+            Slot.status,
+            Practitioner.name,
+            Service.name,
+            Appointment.id,
+            Appointment.status,
+            booked_patient.name,
+            held_patient.name,
+        )
+        .join(Practitioner, Practitioner.id == Slot.practitioner_id)
+        .join(Service, Service.id == Slot.service_id)
+        # At most one live appointment per slot (a partial unique index), so no duplicates.
+        .outerjoin(
+            Appointment,
+            sa.and_(
+                Appointment.slot_id == Slot.id,
+                Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+            ),
+        )
+        .outerjoin(booked_patient, booked_patient.id == Appointment.patient_id)
+        .outerjoin(Offer, Offer.id == Slot.hold_offer_id)
+        .outerjoin(held_patient, held_patient.id == Offer.patient_id)
+        .where(Slot.location_id == location.id, Slot.start_at >= start, Slot.start_at < end)
+        .order_by(Slot.start_at, Practitioner.name, Slot.id)
+    )
+    return [
+        DaySlot(
+            slot_id=slot_id,
+            start_at=start_at,
+            end_at=end_at,
+            status=status,
+            practitioner_name=practitioner,
+            service_name=service,
+            appointment_id=appointment_id,
+            appointment_status=appointment_status,
+            patient_name=booked_name or (held_name if status == SlotStatus.HELD else None),
+        )
+        for (
+            slot_id,
+            start_at,
+            end_at,
+            status,
+            practitioner,
+            service,
+            appointment_id,
+            appointment_status,
+            booked_name,
+            held_name,
+        ) in db.session.execute(stmt)
+    ]
+
+
+def today_at_locations(now: datetime | None = None) -> list[LocationDay]:
+    """Return each location's slots for its own current local day, locations by name."""
+    now = now or now_utc()
+    locations = db.session.scalars(sa.select(Location).order_by(Location.name, Location.id))
+    days = []
+    for location in locations:
+        day = local_today(location.timezone, now)
+        days.append(LocationDay(location, day, slots_for_local_day(location, day)))
+    return days
+
+
+def attention_counts() -> Attention:
+    """Count open outreach tasks and unresolved patient flags."""
+    tasks = (
+        sa.select(sa.func.count())
+        .select_from(OutreachTask)
+        .where(OutreachTask.completed_at.is_(None))
+    )
+    flags = (
+        sa.select(sa.func.count()).select_from(PatientFlag).where(PatientFlag.resolved_at.is_(None))
+    )
+    return Attention(
+        open_outreach_tasks=db.session.scalar(tasks) or 0,
+        open_patient_flags=db.session.scalar(flags) or 0,
+    )

@@ -1,0 +1,230 @@
+"""Filling an opened slot: waves of offers, expiry, and the end state (SPEC §3.1–3.3).
+
+``advance`` is the single state step. It runs under a short row lock on the slot (no
+network calls inside), so a wave-expiry job, the reconcile sweep and a decline that
+all fire at once still start exactly one next wave.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from portal.db import db, now_utc
+from portal.models import Offer, Slot
+from portal.models.enums import OfferStatus, Purpose, SlotStatus
+from portal.queue import enqueue_after_commit
+from portal.services.audit import SYSTEM, Actor, record, snapshot
+from portal.services.matching import closure_for, find_candidates
+from portal.services.notify import queue_notification
+from portal.services.settings import FillPolicy, fill_policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WaveOutcome:
+    """What ``advance`` did, for callers, logs and tests."""
+
+    reason: str
+    wave: int = 0
+    offers: list[Offer] = field(default_factory=list)
+    expired: int = 0
+
+
+def on_slot_opened(slot: Slot, actor: Actor, now: datetime | None = None) -> None:
+    """Mark ``slot`` freshly open and start filling it once the caller commits."""
+    now = now or now_utc()
+    slot.status = SlotStatus.OPEN
+    slot.opened_at = now
+    slot.fill_exhausted_at = None
+    slot.hold_offer_id = None
+    slot.hold_expires_at = None
+    record(actor, "slot.opened", slot, after=snapshot(slot, "status", "start_at"))
+    schedule_fill(slot.id)
+
+
+def schedule_fill(slot_id: int) -> None:
+    """Run ``advance`` for the slot after the current transaction commits."""
+    from jobs.filling import fill_slot
+
+    enqueue_after_commit(db.session, fill_slot, slot_id, queue="filling")
+
+
+def wave_expiry(slot: Slot, policy: FillPolicy, now: datetime) -> datetime:
+    """When a wave sent now stops accepting answers: shorter near the slot, never past cutoff."""
+    near = slot.start_at - now <= timedelta(hours=policy.near_hours)
+    window = timedelta(minutes=policy.near_window_minutes if near else policy.window_minutes)
+    return min(now + window, cutoff_at(slot, policy))
+
+
+def cutoff_at(slot: Slot, policy: FillPolicy) -> datetime:
+    return slot.start_at - timedelta(minutes=policy.cutoff_minutes)
+
+
+def expire_overdue_offers(slot_id: int, now: datetime, actor: Actor = SYSTEM) -> int:
+    """Expire pending offers whose window has passed; returns how many."""
+    expired = db.session.scalars(
+        sa.update(Offer)
+        .where(
+            Offer.slot_id == slot_id,
+            Offer.status == OfferStatus.PENDING,
+            Offer.window_expires_at <= now,
+        )
+        .values(status=OfferStatus.EXPIRED, updated_at=now)
+        .returning(Offer.id)
+    ).all()
+    for offer_id in expired:
+        record(actor, "offer.expired", db.session.get(Offer, offer_id))
+    return len(expired)
+
+
+def _live_offers(slot_id: int, now: datetime) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Offer)
+        .where(
+            Offer.slot_id == slot_id,
+            Offer.status == OfferStatus.PENDING,
+            Offer.window_expires_at > now,
+        )
+    )
+
+
+def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) -> WaveOutcome:
+    """Expire an overdue wave and send the next; a no-op while a wave is still live."""
+    now = now or now_utc()
+    slot = db.session.scalar(sa.select(Slot).where(Slot.id == slot_id).with_for_update())
+    if slot is None:
+        return WaveOutcome("no such slot")
+    expired = expire_overdue_offers(slot.id, now, actor)
+    if slot.status != SlotStatus.OPEN:
+        return WaveOutcome(f"slot is {slot.status.value}", expired=expired)
+    if _live_offers(slot.id, now):
+        return WaveOutcome("wave in progress", slot.current_wave, expired=expired)
+    if slot.fill_exhausted_at is not None:
+        return WaveOutcome("nobody left to ask", slot.current_wave, expired=expired)
+    policy = fill_policy(slot.service.category)
+    if now >= cutoff_at(slot, policy):
+        return _exhaust(slot, now, actor, "past the offer cutoff", expired)
+    if closure_for(slot) is not None:
+        return _exhaust(slot, now, actor, "inside a closure", expired)
+    candidates = find_candidates(slot, now)
+    if not candidates:
+        return _exhaust(slot, now, actor, "no matching waitlist entries", expired)
+    batch = candidates if policy.batch_size is None else candidates[: policy.batch_size]
+    wave = slot.current_wave + 1
+    expires = wave_expiry(slot, policy, now)
+    offers = []
+    for candidate in batch:
+        offer = Offer(
+            slot_id=slot.id,
+            waitlist_entry_id=candidate.entry.id,
+            patient_id=candidate.patient.id,
+            wave=wave,
+            score=candidate.score,
+            score_reasons=candidate.reasons,
+            window_expires_at=expires,
+            created_at=now,
+            updated_at=now,
+        )
+        db.session.add(offer)
+        db.session.flush()
+        record(actor, "offer.created", offer, after=snapshot(offer, "wave", "score"))
+        queue_notification(candidate.patient, Purpose.OFFER, f"offer:{offer.id}", offer_id=offer.id)
+        offers.append(offer)
+    slot.current_wave = wave
+    record(
+        actor,
+        "slot.wave_started",
+        slot,
+        after={"wave": wave, "offers": len(offers), "mode": policy.mode.value},
+    )
+    from jobs.filling import expire_wave
+
+    enqueue_after_commit(
+        db.session, expire_wave, slot.id, wave, queue="filling", at=expires + timedelta(seconds=1)
+    )
+    log.info("slot %s: wave %s sent to %s patients", slot.id, wave, len(offers))
+    return WaveOutcome("wave started", wave, offers, expired)
+
+
+def _exhaust(slot: Slot, now: datetime, actor: Actor, why: str, expired: int) -> WaveOutcome:
+    slot.fill_exhausted_at = now
+    record(actor, "slot.fill_exhausted", slot, after={"reason": why, "waves": slot.current_wave})
+    log.info("slot %s: filling stopped (%s)", slot.id, why)
+    return WaveOutcome(why, slot.current_wave, expired=expired)
+
+
+def slots_needing_attention(now: datetime, limit: int = 200) -> list[int]:
+    """Open future slots with no live wave (a lost job, an overdue wave), for reconcile."""
+    live = (
+        sa.select(Offer.id)
+        .where(
+            Offer.slot_id == Slot.id,
+            Offer.status == OfferStatus.PENDING,
+            Offer.window_expires_at > now,
+        )
+        .exists()
+    )
+    return list(
+        db.session.scalars(
+            sa.select(Slot.id)
+            .where(
+                Slot.status == SlotStatus.OPEN,
+                Slot.start_at > now,
+                Slot.fill_exhausted_at.is_(None),
+                ~live,
+            )
+            .order_by(Slot.start_at)
+            .limit(limit)
+        )
+    )
+
+
+def release_slot(
+    slot: Slot, actor: Actor, reason: str = "released", now: datetime | None = None
+) -> None:
+    """Cancel the slot's live appointment (if any), reopen it and start filling it."""
+    from portal.models import Appointment
+    from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, AppointmentStatus
+
+    now = now or now_utc()
+    locked = db.session.scalar(sa.select(Slot).where(Slot.id == slot.id).with_for_update())
+    appointment = db.session.scalar(
+        sa.select(Appointment).where(
+            Appointment.slot_id == slot.id,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+        )
+    )
+    if appointment is not None:
+        before = snapshot(appointment, "status")
+        appointment.status = AppointmentStatus.CANCELLED
+        appointment.cancelled_at = now
+        appointment.cancel_reason = reason
+        record(actor, "appointment.cancelled", appointment, before=before, after={"reason": reason})
+    if locked.status == SlotStatus.OPEN and appointment is None:
+        # Already open: only restart filling if it had stopped.
+        locked.fill_exhausted_at = None
+        schedule_fill(locked.id)
+        return
+    on_slot_opened(locked, actor, now)
+
+
+def exhausted_open_slots(now: datetime, limit: int = 100) -> list[Slot]:
+    """Open future slots where filling stopped for want of candidates."""
+    return list(
+        db.session.scalars(
+            sa.select(Slot)
+            .where(
+                Slot.status == SlotStatus.OPEN,
+                Slot.start_at > now,
+                Slot.fill_exhausted_at.is_not(None),
+            )
+            .order_by(Slot.start_at)
+            .limit(limit)
+        )
+    )

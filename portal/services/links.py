@@ -1,0 +1,78 @@
+"""Signed, expiring, single-purpose patient links.
+
+A token names one offer (or appointment) *and* its patient, carries its own expiry,
+and is signed with a salt per purpose, so an offer token can never open an
+appointment page, and editing an id breaks the signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from portal.db import now_utc
+
+
+class LinkPurpose(StrEnum):
+    OFFER = "offer"
+    APPOINTMENT = "appointment"
+
+
+class LinkError(Exception):
+    """The token is not valid; ``expired`` tells an old link from a forged one."""
+
+    def __init__(self, expired: bool = False) -> None:
+        super().__init__("expired" if expired else "invalid")
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    entity_id: int
+    patient_id: int
+    expires_at: datetime
+
+
+def _serializer(purpose: LinkPurpose) -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=f"patient-link:{purpose}")
+
+
+def make_token(purpose: LinkPurpose, entity_id: int, patient_id: int, expires_at: datetime) -> str:
+    """Sign a token for ``entity_id`` belonging to ``patient_id``, valid until ``expires_at``."""
+    return _serializer(purpose).dumps([entity_id, patient_id, int(expires_at.timestamp())])
+
+
+def read_token(purpose: LinkPurpose, token: str, now: datetime | None = None) -> LinkClaims:
+    """Verify a token and return its claims, or raise ``LinkError``."""
+    try:
+        entity_id, patient_id, expires = _serializer(purpose).loads(token)
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise LinkError() from exc
+    if not all(isinstance(v, int) for v in (entity_id, patient_id, expires)):
+        raise LinkError()
+    expires_at = datetime.fromtimestamp(expires, tz=now_utc().tzinfo)
+    if (now or now_utc()) > expires_at:
+        raise LinkError(expired=True)
+    return LinkClaims(entity_id, patient_id, expires_at)
+
+
+def link_lifetime_end(slot_start: datetime) -> datetime:
+    """Patient links stay readable a little past the slot (to see what happened)."""
+    return slot_start + timedelta(days=current_app.config["PATIENT_LINK_GRACE_DAYS"])
+
+
+def offer_url(offer_id: int, patient_id: int, slot_start: datetime) -> str:
+    """Return the absolute URL of an offer page for its patient."""
+    token = make_token(LinkPurpose.OFFER, offer_id, patient_id, link_lifetime_end(slot_start))
+    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/o/{token}"
+
+
+def appointment_url(appointment_id: int, patient_id: int, slot_start: datetime) -> str:
+    """Return the absolute URL of an appointment page for its patient."""
+    expires = slot_start + timedelta(days=30)
+    token = make_token(LinkPurpose.APPOINTMENT, appointment_id, patient_id, expires)
+    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/a/{token}"

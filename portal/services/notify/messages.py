@@ -1,0 +1,84 @@
+"""Rendering a notification for a channel from the templates in sms/, emails/, voice/."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, render_template
+
+from portal.db import db
+from portal.models import Appointment, Notification, Offer, Slot
+from portal.models.enums import Channel
+from portal.services.links import appointment_url, offer_url
+from portal.services.timezones import format_local, format_short, shown_time, to_local
+
+_URL = re.compile(r"https?://\S+")
+
+
+@dataclass
+class Message:
+    """What goes out on one channel."""
+
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    links: list[str] = field(default_factory=list)
+
+
+def _slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
+    shown = shown_time(slot.start_at, patient_tz, slot.location.timezone)
+    return {
+        "slot": slot,
+        "service": slot.service,
+        "practitioner": slot.practitioner,
+        "location": slot.location,
+        "when": format_local(shown.local),
+        "when_short": format_short(shown.local),
+        "practice_when": format_local(shown.practice) if shown.practice else None,
+    }
+
+
+def message_context(notification: Notification) -> dict[str, Any]:
+    """Everything a template may use; names and numbers are read now, never stored."""
+    patient = notification.patient
+    ctx: dict[str, Any] = {
+        "practice": current_app.config["PRACTICE_NAME"],
+        "first_name": patient.name.split()[0] if patient.name else "there",
+        "notification": notification,
+        **notification.context,
+    }
+    if notification.offer_id:
+        offer = db.session.get(Offer, notification.offer_id)
+        ctx |= _slot_context(offer.slot, patient.timezone)
+        ctx["offer"] = offer
+        ctx["offer_link"] = offer_url(offer.id, patient.id, offer.slot.start_at)
+        ctx["expires"] = format_short(to_local(offer.window_expires_at, patient.timezone))
+    if notification.appointment_id:
+        appointment = db.session.get(Appointment, notification.appointment_id)
+        ctx |= _slot_context(appointment.slot, patient.timezone)
+        ctx["appointment"] = appointment
+        ctx["appointment_link"] = appointment_url(
+            appointment.id, patient.id, appointment.slot.start_at
+        )
+    return ctx
+
+
+def render_message(notification: Notification, channel: Channel) -> Message:
+    """Render ``notification`` for ``channel``."""
+    ctx = message_context(notification)
+    name = notification.purpose.value
+    if channel == Channel.SMS:
+        body = render_template(f"sms/{name}.txt", **ctx).strip()
+        return Message(body=body, links=_URL.findall(body))
+    if channel == Channel.EMAIL:
+        text = render_template(f"emails/{name}.txt", **ctx).strip()
+        html = render_template(f"emails/{name}.html", **ctx)
+        subject = render_template(f"emails/{name}.subject.txt", **ctx).strip()
+        return Message(body=text, subject=subject, html=html, links=_URL.findall(text))
+    if channel == Channel.VOICE:
+        body = render_template(f"voice/{name}.txt", **ctx).strip()
+        return Message(body=body)
+    body = render_template(f"sms/{name}.txt", **ctx).strip()
+    return Message(body=body, links=_URL.findall(body))

