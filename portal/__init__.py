@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_cli(app)
     register_security_headers(app)
     if app.config["PROXY_FIX"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
@@ -44,16 +45,25 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.web import health, ui
+    from portal.web import api, health, patient, staff, ui
 
     ui.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(patient.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
     from portal.web import errors
 
     errors.init_app(app)
+
+
+def register_cli(app: Flask) -> None:
+    from portal.commands import register
+
+    register(app.cli)
 
 
 def register_security_headers(app: Flask) -> None:

@@ -23,7 +23,7 @@ def ensure_engines() -> None:
         os.environ["REDIS_URL"] = engines.redis_url(INSTANCE)
 
 
-def _create_app(info: ScriptInfo | None = None):  # noqa: ANN202, ARG001
+def _create_app(info: ScriptInfo | None = None):
     from portal import create_app
 
     return create_app()
@@ -34,19 +34,16 @@ def cli() -> None:
     """Run and manage the waitlist portal."""
 
 
-def register_commands() -> None:
-    from portal.commands import register
-
-    register(cli)
-
-
 def main() -> None:
     """Entry point of the ``portal`` console script."""
     args = sys.argv[1:]
     # `portal run` owns the engines itself (the launcher); everything else attaches.
     if not args or args[0] not in {"run", "--help", "-h"}:
         ensure_engines()
-    register_commands()
+    from portal.commands.ops import run_command
+
+    # `run` must work before any engine or app exists, so it sits on the group itself.
+    cli.add_command(run_command)
     cli.main(args=args, prog_name="portal")
 
 

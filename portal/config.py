@@ -48,7 +48,9 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
     return {
         "PORTAL_ENV": portal_env,
         "SECRET_KEY": secret_key,
-        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "" if production else DEFAULT_PUBLIC_BASE_URL),
+        "PUBLIC_BASE_URL": env.get(
+            "PUBLIC_BASE_URL", "" if production else DEFAULT_PUBLIC_BASE_URL
+        ),
         "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL", ""),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,

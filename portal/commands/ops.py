@@ -65,5 +65,5 @@ def outbox_command(as_json: bool, to: str | None, limit: int) -> None:
 
 
 def register(group: click.Group) -> None:
-    for command in (run_command, worker_command, cron_command, outbox_command):
+    for command in (worker_command, cron_command, outbox_command):
         group.add_command(command)

@@ -63,9 +63,7 @@ class WaitlistEntry(PkMixin, TimestampMixin, db.Model):
     patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"), index=True)
     service_id: Mapped[int] = mapped_column(sa.ForeignKey("service.id"))
     location_id: Mapped[int] = mapped_column(sa.ForeignKey("location.id"))
-    preferred_practitioner_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("practitioner.id")
-    )
+    preferred_practitioner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("practitioner.id"))
     earliest: Mapped[date | None]
     latest: Mapped[date | None]
     windows: Mapped[list[dict]] = mapped_column(JSONB, default=list, server_default="[]")

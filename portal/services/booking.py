@@ -100,6 +100,8 @@ def book_slot(
         _raise_for_current_state(slot_id)
     slot = db.session.get(Slot, slot_id)
     db.session.refresh(slot)
+    if offer is not None:
+        _mark_accepted(offer, now, within_window=from_status == SlotStatus.OPEN)
     appointment = Appointment(
         slot_id=slot_id,
         patient_id=patient.id,
@@ -119,6 +121,8 @@ def book_slot(
     db.session.flush()  # the partial unique index is the last line of defence
     record(actor, "slot.booked", slot, after={"status": "booked", "appointment": appointment.id})
     record(actor, "appointment.created", appointment, after=snapshot(appointment, "source"))
+    if offer is not None:
+        record(actor, "offer.accepted", offer, after={"appointment": appointment.id})
     withdraw_pending_offers(slot, actor, now, keep_offer_id=offer.id if offer else None)
     close_waitlist_entries(patient.id, slot.service_id, actor, now)
     queue_notification(
@@ -128,6 +132,26 @@ def book_slot(
         appointment_id=appointment.id,
     )
     return appointment
+
+
+def _mark_accepted(offer: Offer, now: datetime, *, within_window: bool) -> None:
+    """Mark the offer accepted if it is still answerable (after the slot is won).
+
+    Lock order matters: the slot row first, then offer rows, everywhere. A loser blocks
+    on the slot and never touches its own offer, so the winner can withdraw it.
+    """
+    guard = [Offer.id == offer.id, Offer.status == OfferStatus.PENDING]
+    if within_window:
+        guard.append(Offer.window_expires_at > now)
+    marked = db.session.execute(
+        sa.update(Offer)
+        .where(*guard)
+        .values(status=OfferStatus.ACCEPTED, responded_at=now, updated_at=now)
+    ).rowcount
+    db.session.refresh(offer)
+    if marked != 1:
+        _check_answerable(offer, now)
+        raise OfferUnavailable(offer.status)
 
 
 def _raise_for_current_state(slot_id: int) -> None:
@@ -218,24 +242,9 @@ def accept_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) ->
     patient = offer.patient
     if patient.deposit_required or patient.prepayment_required:
         return _hold_for_payment(offer, patient, actor, now)
-    marked = db.session.execute(
-        sa.update(Offer)
-        .where(
-            Offer.id == offer.id,
-            Offer.status == OfferStatus.PENDING,
-            Offer.window_expires_at > now,
-        )
-        .values(status=OfferStatus.ACCEPTED, responded_at=now, updated_at=now)
-    ).rowcount
-    if marked != 1:
-        db.session.refresh(offer)
-        _check_answerable(offer, now)
-        raise OfferUnavailable(offer.status)
     appointment = book_slot(
         offer.slot_id, patient, source=AppointmentSource.WAITLIST, actor=actor, now=now, offer=offer
     )
-    db.session.refresh(offer)
-    record(actor, "offer.accepted", offer, after={"appointment": appointment.id})
     return AcceptOutcome(offer, appointment)
 
 
@@ -334,14 +343,11 @@ def complete_hold(offer_id: int, *, actor: Actor, now: datetime | None = None) -
         offer=offer,
         from_status=SlotStatus.HELD,
     )
-    offer.status = OfferStatus.ACCEPTED
-    offer.responded_at = now
     charge.status = ChargeStatus.COLLECTED
     charge.collected_at = now
     charge.collected_by_id = actor.staff_id
     charge.appointment_id = appointment.id
     record(actor, "charge.collected", charge, after={"amount_cents": charge.amount_cents})
-    record(actor, "offer.accepted", offer, after={"appointment": appointment.id})
     return appointment
 
 

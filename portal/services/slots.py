@@ -12,6 +12,7 @@ from portal.models.enums import SlotStatus
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, DomainError
+from portal.services.filling import on_slot_opened
 
 #: Longer than any treatment: a guard against unit mistakes (hours given as minutes).
 MAX_SLOT_LENGTH = timedelta(hours=12)
@@ -38,14 +39,6 @@ def overlapping_slot(practitioner_id: int, start_at: datetime, end_at: datetime)
     ).first()
 
 
-def _start_filling(slot: Slot) -> None:
-    try:
-        from portal.services.filling import on_slot_opened
-    except ImportError:  # TODO(lead): remove once services/filling.py has landed
-        return
-    on_slot_opened(slot)
-
-
 def create_slot(
     *,
     practitioner: Practitioner,
@@ -55,14 +48,21 @@ def create_slot(
     actor: Actor,
 ) -> Slot:
     """Open a new slot (end defaults to the service's duration) and start filling it."""
+    now = now_utc()
     start = _aware_utc(start_at, "start_at")
-    end = _aware_utc(end_at, "end_at") if end_at is not None else None
-    end = end or start + timedelta(minutes=service.duration_minutes)
+    try:
+        end = (
+            _aware_utc(end_at, "end_at")
+            if end_at is not None
+            else start + timedelta(minutes=service.duration_minutes)
+        )
+    except OverflowError:  # a start at the very end of the calendar
+        raise DomainError("That slot ends out of range.", code="invalid_slot_range") from None
     if not practitioner.active:
         raise DomainError("That practitioner is not active.", code="inactive_practitioner")
     if not service.active:
         raise DomainError("That service is no longer offered.", code="inactive_service")
-    if start < now_utc():
+    if start < now:
         raise DomainError("A slot must start in the future.", code="slot_in_past")
     if end <= start or end - start > MAX_SLOT_LENGTH:
         raise DomainError(
@@ -87,7 +87,7 @@ def create_slot(
         start_at=start,
         end_at=end,
         status=SlotStatus.OPEN,
-        opened_at=now_utc(),
+        opened_at=now,
     )
     db.session.add(slot)
     db.session.flush()
@@ -99,5 +99,5 @@ def create_slot(
             slot, "location_id", "practitioner_id", "service_id", "start_at", "end_at", "status"
         ),
     )
-    _start_filling(slot)
+    on_slot_opened(slot, actor, now)
     return slot

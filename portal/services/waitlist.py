@@ -19,6 +19,9 @@ from portal.services.errors import Conflict, DomainError
 
 MAX_WINDOWS = 50
 MAX_PRIORITY = 1000
+#: Sane bounds: date arithmetic near year 1 or 9999 overflows in matching.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _WINDOW_KEYS = frozenset({"weekday", "start", "end"})
 #: Fields a re-join replaces; also the audit snapshot (no patient data among them).
@@ -91,6 +94,12 @@ def _check(
             "The preferred practitioner does not work at that location.",
             code="invalid_practitioner",
         )
+    for day in (earliest, latest):
+        if day is not None and not EARLIEST_DATE <= day <= LATEST_DATE:
+            raise DomainError(
+                f"Dates must lie between {EARLIEST_DATE} and {LATEST_DATE}.",
+                code="invalid_date_range",
+            )
     if earliest is not None and latest is not None and earliest > latest:
         raise DomainError("earliest must not be after latest.", code="invalid_date_range")
     if priority is not None and abs(priority) > MAX_PRIORITY:

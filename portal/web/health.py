@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 @bp.get("/healthz")
-def healthz():  # noqa: ANN201
+def healthz():
     status = {"database": "ok", "queue": "ok"}
     try:
         db.session.execute(sa.text("SELECT 1"))

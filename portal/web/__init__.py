@@ -1,0 +1,1 @@
+"""Web layer: blueprints by audience, forms, template helpers and error pages."""

@@ -1,0 +1,179 @@
+"""``GET /api/v1/openapi.json``: an OpenAPI 3.1 document of every endpoint.
+
+Schemas come from the pydantic models in ``schemas.py``; paths are declared in
+``OPERATIONS`` (one entry per endpoint; a test checks it matches the blueprint).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from flask import Response, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from portal.web.api import bp
+from portal.web.api import schemas as s
+
+_REF = "#/components/schemas/{model}"
+_ERROR_TEXT = {
+    400: "Body is not JSON (`invalid_json`)",
+    401: "Missing, invalid or revoked token (`unauthorized`)",
+    404: "No such object (`not_found`)",
+    409: "Conflicts with the current state (e.g. `slot_overlap`)",
+    422: "Invalid input (`validation_error` with `fields`, or a domain code)",
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One documented endpoint."""
+
+    summary: str
+    response: type[BaseModel] | None = None
+    many: bool = False
+    statuses: tuple[int, ...] = (200,)
+    body: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    query: tuple[tuple[str, str], ...] = ()  # (name, description), integer ids
+    public: bool = False
+    raw_response: dict[str, Any] | None = None
+
+
+#: (method, path relative to /api/v1) → operation. Add new endpoints here.
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("GET", "/openapi.json"): Op(
+        "This OpenAPI document", public=True, raw_response={"type": "object"}
+    ),
+    ("GET", "/locations"): Op("List locations", s.LocationOut, many=True),
+    ("GET", "/practitioners"): Op(
+        "List practitioners",
+        s.PractitionerOut,
+        many=True,
+        errors=(422,),
+        query=(("location_id", "only those at this location"),),
+    ),
+    ("GET", "/services"): Op("List services", s.ServiceOut, many=True),
+    ("POST", "/patients"): Op(
+        "Register a patient (phone validated, time zone resolved)",
+        s.PatientOut,
+        statuses=(201,),
+        body=s.PatientIn,
+    ),
+    ("POST", "/waitlist"): Op(
+        "Join the waitlist (201), or update the patient's active entry (200)",
+        s.WaitlistEntryOut,
+        statuses=(201, 200),
+        body=s.WaitlistIn,
+        errors=(409,),
+    ),
+    ("POST", "/slots"): Op(
+        "Open a slot; filling from the waitlist starts",
+        s.SlotOut,
+        statuses=(201,),
+        body=s.SlotIn,
+        errors=(409,),
+    ),
+    ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
+}
+
+_MODELS: tuple[type[BaseModel], ...] = (
+    s.LocationOut,
+    s.PractitionerOut,
+    s.ServiceOut,
+    s.PatientOut,
+    s.WaitlistEntryOut,
+    s.SlotOut,
+    s.AppointmentOut,
+    s.OfferOut,
+    s.ErrorBody,
+)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
+    op_id = method.lower() + "_" + re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+    result: dict[str, Any] = {"operationId": op_id, "summary": op.summary}
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    params += [
+        {"name": name, "in": "query", "description": text, "schema": {"type": "integer"}}
+        for name, text in op.query
+    ]
+    if params:
+        result["parameters"] = params
+    if op.body is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    if op.raw_response is not None:
+        schema = op.raw_response
+    elif op.response is not None:
+        schema = {"type": "array", "items": _ref(op.response)} if op.many else _ref(op.response)
+    else:
+        schema = {"type": "object"}
+    responses = {str(code): _json(schema, "OK") for code in op.statuses}
+    errors = set(op.errors)
+    if op.body is not None:
+        errors |= {400, 422}
+    if op.public:
+        result["security"] = []
+    else:
+        errors.add(401)
+    for code in sorted(errors):
+        responses[str(code)] = _json(_ref(s.ErrorBody), _ERROR_TEXT[code])
+    result["responses"] = responses
+    return result
+
+
+def _component_schemas() -> dict[str, Any]:
+    bodies = {op.body for op in OPERATIONS.values() if op.body is not None}
+    inputs = sorted(bodies, key=lambda m: m.__name__)
+    pairs = [(m, "validation") for m in inputs] + [(m, "serialization") for m in _MODELS]
+    _, top = models_json_schema(pairs, ref_template=_REF)  # type: ignore[arg-type]
+    return dict(sorted(top.get("$defs", {}).items()))
+
+
+@cache
+def build_document() -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document (built once per process)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for (method, path), op in OPERATIONS.items():
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Waitlist portal API",
+            "version": "1",
+            "description": (
+                "For the practice's scheduling system. Times are ISO 8601 with offset "
+                "(responses in UTC), money in integer cents. Errors are "
+                '`{"error": {"code", "message", ...}}` with a stable code.'
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": _component_schemas(),
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(build_document())

@@ -1,0 +1,184 @@
+"""Error responses: a friendly page for people, a JSON body with a stable code for machines.
+
+Every HTTP error goes through one handler. Unhandled exceptions arrive as a 500
+``InternalServerError``: Flask has already logged them (path, method and traceback,
+never the request body), and with ``PROPAGATE_EXCEPTIONS`` (testing, debug) they are
+re-raised instead, so tests still see the real error.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, NamedTuple
+
+from flask import current_app, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
+
+
+class ErrorText(NamedTuple):
+    code: str
+    title: str
+    message: str
+
+
+ERROR_TEXTS: dict[int, ErrorText] = {
+    400: ErrorText(
+        "bad_request",
+        "Something in that request wasn't right",
+        "Please go back, check the details and try again.",
+    ),
+    403: ErrorText(
+        "forbidden",
+        "You don't have access to this page",
+        "If you think you should, please ask your practice administrator.",
+    ),
+    404: ErrorText(
+        "not_found",
+        "We couldn't find that page",
+        "The link may be mistyped or out of date. Please check it, or contact the clinic.",
+    ),
+    405: ErrorText(
+        "method_not_allowed",
+        "That action isn't available here",
+        "Please go back and use the buttons on the page.",
+    ),
+    410: ErrorText(
+        "gone",
+        "This link is no longer active",
+        "Links and offers expire after a while. If you still want an appointment, "
+        "contact the clinic and we'll gladly help.",
+    ),
+    413: ErrorText(
+        "payload_too_large",
+        "That was too large to send",
+        "Please try again with a smaller file or less text.",
+    ),
+    422: ErrorText(
+        "unprocessable",
+        "We couldn't process that",
+        "Some of the details weren't valid. Please check them and try again.",
+    ),
+    429: ErrorText(
+        "rate_limited",
+        "Too many requests",
+        "You've made a lot of requests in a short time. Please wait a moment and try again.",
+    ),
+    500: ErrorText(
+        "internal_error",
+        "Something went wrong on our side",
+        "It's not you, it's us. Please try again in a few minutes.",
+    ),
+}
+
+CSRF_TEXT = ErrorText(
+    "csrf_failed",
+    "Your session expired",
+    "Your session expired, please reload the page and try again.",
+)
+
+#: Codes whose exception description is never shown: it is technical or names a limit.
+_GENERIC_ONLY = frozenset({429, 500})
+
+_FALLBACK_PAGE = (
+    "<!doctype html><html lang='en'><meta charset='utf-8'><title>{title}</title>"
+    "<h1>{title}</h1><p>{message}</p></html>"
+)
+
+
+def wants_json() -> bool:
+    """Return whether to answer in JSON: API and webhook paths, or a client preferring it."""
+    if request.path.startswith(("/api/", "/webhooks/")):
+        return True
+    accept = request.accept_mimetypes
+    best = accept.best_match(("text/html", "application/json"))
+    return best == "application/json" and accept[best] > accept["text/html"]
+
+
+def _text_for(error: HTTPException) -> tuple[ErrorText, str]:
+    """Return the error's text and the message to show."""
+    if isinstance(error, CSRFError):
+        return CSRF_TEXT, CSRF_TEXT.message
+    code = error.code or 500
+    text = ERROR_TEXTS.get(code)
+    if text is None:
+        name = error.name or "Error"
+        stable = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "error"
+        text = ErrorText(stable, name, error.description or "")
+    # A view that calls abort(404, "That offer was withdrawn.") wrote that text for
+    # the reader; werkzeug's stock descriptions are replaced by the friendlier ones.
+    custom = error.description and error.description != type(error).description
+    if custom and code not in _GENERIC_ONLY:
+        return text, str(error.description)
+    return text, text.message
+
+
+def _retry_after_seconds(error: HTTPException) -> int | None:
+    """Return how long a rate-limited client should wait, if it can be told."""
+    value = getattr(error, "retry_after", None)  # werkzeug's TooManyRequests(retry_after=...)
+    if isinstance(value, datetime):
+        return max(1, int(value.timestamp() - datetime.now(UTC).timestamp()))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return max(1, int(value))
+    # Flask-Limiter's RateLimitExceeded carries the limit, not a delay: ask the limiter
+    # when the window resets, else fall back to the window's length.
+    for limiter in current_app.extensions.get("limiter", ()):
+        try:
+            current = limiter.current_limit
+            if current is not None and current.breached:
+                return max(1, int(current.reset_at - time.time()))
+        except Exception:  # storage unreachable: the window length below is good enough
+            current_app.logger.warning("Could not read the rate-limit window", exc_info=True)
+    limit = getattr(getattr(error, "limit", None), "limit", None)
+    if limit is not None:
+        return max(1, int(limit.get_expiry()))
+    return None
+
+
+def _render_page(status: int, text: ErrorText, message: str, retry_after: int | None) -> str:
+    try:
+        return render_template(
+            "errors/error.html",
+            code=status,
+            title=text.title,
+            message=message,
+            retry_after=retry_after,
+            error_page=True,
+        )
+    except Exception:
+        # The error page must never fail itself (a broken template, a missing global).
+        current_app.logger.exception("Error page could not be rendered")
+        return _FALLBACK_PAGE.format(title=escape(text.title), message=escape(message))
+
+
+def handle_http_error(error: HTTPException) -> Response:
+    """Turn any HTTP error into a JSON body or a friendly page with the same status."""
+    status = error.code or 500
+    text, message = _text_for(error)
+    retry_after = _retry_after_seconds(error) if status == 429 else None
+
+    if wants_json():
+        response = jsonify(error={"code": text.code, "message": message})
+    else:
+        response = make_response(_render_page(status, text, message, retry_after))
+    response.status_code = status
+
+    # Keep meaningful headers from the exception (Allow on 405, WWW-Authenticate on 401).
+    for name, value in error.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers on ``app``."""
+    app.register_error_handler(CSRFError, handle_http_error)
+    app.register_error_handler(HTTPException, handle_http_error)

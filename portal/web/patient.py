@@ -1,0 +1,235 @@
+"""Patient pages behind signed links: answer an offer, book an alternative, see a booking.
+
+Patients never log in: the token in the URL names one offer (or appointment) and its
+patient. A token whose patient does not own the row is treated as invalid, so editing
+an id never reveals anyone else. GET never changes state (link scanners follow links);
+each POST calls one service and commits once. When a booking loses a race the
+transaction is rolled back *first*, then alternatives are read fresh and shown.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+
+from portal.db import db, now_utc
+from portal.extensions import limiter
+from portal.models import Appointment, Offer, Slot
+from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
+from portal.services import booking
+from portal.services.alternatives import find_alternatives, is_alternative_for
+from portal.services.audit import Actor
+from portal.services.errors import DomainError
+from portal.services.links import LinkError, LinkPurpose, read_token
+from portal.web import patient_views as views
+from portal.web.patient_views import OfferState
+from portal.web.ui import local_time
+
+bp = Blueprint("patient", __name__)
+
+POST_LIMIT = "30 per minute"
+
+#: PostgreSQL's deadlock and serialization failures: the other booking won the race.
+_RACE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+@bp.errorhandler(LinkError)
+def _bad_link(error: LinkError) -> ResponseReturnValue:
+    """A forged, foreign or expired link: a friendly page that names nobody."""
+    status = 410 if error.expired else 404
+    return render_template(
+        "patient/link_error.html", expired=error.expired, **views.page_context()
+    ), status
+
+
+def _load_offer(token: str) -> Offer:
+    claims = read_token(LinkPurpose.OFFER, token)
+    offer = db.session.get(Offer, claims.entity_id)
+    if offer is None or offer.patient_id != claims.patient_id:
+        raise LinkError()
+    return offer
+
+
+def _to_offer(token: str) -> ResponseReturnValue:
+    return redirect(url_for("patient.offer", token=token), 303)
+
+
+def _lost_race(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a database error means a concurrent booking got there first."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES
+
+
+# --- offers ------------------------------------------------------------------------
+
+
+@bp.get("/o/<token>")
+def offer(token: str) -> ResponseReturnValue:
+    """Show an offer, or what became of it."""
+    return _render_offer(_load_offer(token), token)
+
+
+def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseReturnValue:
+    state = views.offer_state(offer, now_utc())
+    slot, patient = offer.slot, offer.patient
+    ctx = views.page_context(slot, patient) | {
+        "token": token,
+        "offer": offer,
+        "slot": views.slot_view(slot, patient.timezone),
+        "state": state,
+    }
+    if state in (OfferState.OPEN, OfferState.BUSY):
+        window_left = int((offer.window_expires_at - now_utc()).total_seconds() // 60)
+        return render_template(
+            "patient/offer.html",
+            busy=busy or state == OfferState.BUSY,
+            expires_at=offer.window_expires_at,
+            expires_text=local_time(offer.window_expires_at, patient.timezone, "time"),
+            minutes_left=max(window_left, 1),
+            **ctx,
+        )
+    if state == OfferState.HELD:
+        return render_template(
+            "patient/held.html",
+            charge=views.pending_charge(offer),
+            hold_expires_at=slot.hold_expires_at,
+            hold_seconds=max(int((slot.hold_expires_at - now_utc()).total_seconds()), 0),
+            **ctx,
+        )
+    if state == OfferState.TAKEN:
+        instead = views.booked_instead(offer)
+        if instead is None:
+            return _render_taken(offer, token, just_now=False)
+        ctx |= {"state": "rebooked", "appointment_link": views.appointment_path(instead)}
+    elif state == OfferState.ACCEPTED:
+        appointment = views.appointment_for_offer(offer)
+        ctx["appointment_link"] = views.appointment_path(appointment) if appointment else None
+    return render_template("patient/offer_closed.html", **ctx)
+
+
+def _render_taken(
+    offer: Offer, token: str, *, just_now: bool, notice: str | None = None
+) -> ResponseReturnValue:
+    """The slot went to someone else: show the best alternatives (read after any rollback)."""
+    slot, patient = offer.slot, offer.patient
+    alternatives = find_alternatives(patient, slot, offer.waitlist_entry)
+    return render_template(
+        "patient/taken.html",
+        token=token,
+        slot=views.slot_view(slot, patient.timezone),
+        alternatives=views.alternative_views(alternatives, patient.timezone),
+        just_now=just_now,
+        notice=notice,
+        can_book=not views.needs_payment(patient),
+        **views.page_context(slot, patient),
+    )
+
+
+@bp.post("/o/<token>/accept")
+@limiter.limit(POST_LIMIT)
+def accept(token: str) -> ResponseReturnValue:
+    """Accept an offer: booked (→ appointment), held for payment, or lost (→ alternatives)."""
+    offer = _load_offer(token)
+    offer_id, actor = offer.id, Actor.patient(offer.patient_id)
+    try:
+        outcome = booking.accept_offer(offer_id, actor=actor)
+        db.session.commit()
+    except booking.SlotTaken:
+        db.session.rollback()
+        return _render_taken(offer, token, just_now=True)
+    except booking.SlotHeld:
+        db.session.rollback()
+        if offer.slot.status == SlotStatus.HELD and offer.slot.hold_offer_id == offer_id:
+            return _to_offer(token)  # a second tap on our own hold
+        return _render_offer(offer, token, busy=True)
+    except booking.OfferUnavailable as exc:
+        db.session.rollback()
+        if exc.offer_status == OfferStatus.WITHDRAWN:
+            return _render_taken(offer, token, just_now=True)
+        return _to_offer(token)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _to_offer(token)
+    except sa.exc.DBAPIError as exc:
+        db.session.rollback()
+        if not _lost_race(exc):
+            raise
+        return _render_taken(offer, token, just_now=True)
+    if outcome.held or outcome.appointment is None:
+        return _to_offer(token)  # the offer page now shows the hold and how to pay
+    return redirect(views.appointment_path(outcome.appointment), 303)
+
+
+@bp.post("/o/<token>/decline")
+@limiter.limit(POST_LIMIT)
+def decline(token: str) -> ResponseReturnValue:
+    """Pass on an offer; the patient stays on the waitlist."""
+    offer = _load_offer(token)
+    try:
+        booking.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
+        db.session.commit()
+    except DomainError:
+        db.session.rollback()  # already answered or gone: the offer page says which
+    return _to_offer(token)
+
+
+@bp.post("/o/<token>/alternatives/<int:slot_ref>")
+@limiter.limit(POST_LIMIT)
+def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
+    """Book one of the alternatives shown after the offered slot was taken."""
+    offer = _load_offer(token)
+    if views.offer_state(offer, now_utc()) != OfferState.TAKEN:
+        return _to_offer(token)
+    instead = views.booked_instead(offer)
+    if instead is not None:  # a second tap, or another tab: one rebooking per lost offer
+        return redirect(views.appointment_path(instead), 303)
+    patient = offer.patient
+    if views.needs_payment(patient):
+        return _render_taken(
+            offer, token, just_now=False, notice="Please call the clinic to book one of these."
+        )
+    slot = db.session.get(Slot, slot_ref)
+    if slot is None or not is_alternative_for(slot, offer.slot, patient):
+        return _render_taken(
+            offer, token, just_now=False, notice="Sorry, that time isn't available any more."
+        )
+    try:
+        appointment = booking.book_slot(
+            slot.id, patient, source=AppointmentSource.ALTERNATIVE, actor=Actor.patient(patient.id)
+        )
+        db.session.commit()
+    except DomainError:
+        db.session.rollback()
+        return _render_taken(
+            offer, token, just_now=False, notice="Sorry, that time was just taken too."
+        )
+    except sa.exc.DBAPIError as exc:
+        db.session.rollback()
+        if not _lost_race(exc):
+            raise
+        return _render_taken(
+            offer, token, just_now=False, notice="Sorry, that time was just taken too."
+        )
+    return redirect(views.appointment_path(appointment), 303)
+
+
+# --- appointments ------------------------------------------------------------------
+
+
+@bp.get("/a/<token>")
+def appointment(token: str) -> ResponseReturnValue:
+    """Show a booked appointment in the patient's time zone."""
+    claims = read_token(LinkPurpose.APPOINTMENT, token)
+    appt = db.session.get(Appointment, claims.entity_id)
+    if appt is None or appt.patient_id != claims.patient_id:
+        raise LinkError()
+    return render_template(
+        "patient/appointment.html",
+        token=token,
+        appointment=appt,
+        slot=views.slot_view(appt.slot, appt.patient.timezone),
+        **views.page_context(appt.slot, appt.patient),
+    )

@@ -1,0 +1,201 @@
+"""View models for the patient pages: slots, offers and appointments as display strings.
+
+Everything here only reads; the views in ``portal.web.patient`` decide and commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from flask import current_app, url_for
+
+from portal.db import db
+from portal.models import Appointment, Charge, Offer, Patient, Slot
+from portal.models.enums import (
+    INACTIVE_APPOINTMENT_STATUSES,
+    ChargeStatus,
+    OfferStatus,
+    SlotStatus,
+)
+from portal.services.alternatives import Alternative
+from portal.services.links import LinkPurpose, make_token
+from portal.services.timezones import shown_time
+from portal.web.ui import humanize_minutes, local_time
+
+#: How long an appointment link stays readable after the slot (as ``links.appointment_url``).
+APPOINTMENT_LINK_DAYS = 30
+
+
+class OfferState(StrEnum):
+    """What the patient can do with an offer right now."""
+
+    OPEN = "open"  # answerable
+    BUSY = "busy"  # still open, but someone else is mid-payment on the slot
+    HELD = "held"  # accepted, the slot is held while this patient pays
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    TAKEN = "taken"  # withdrawn: somebody else booked the slot
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """A slot as a patient reads it, in their own time zone."""
+
+    id: int
+    service: str
+    practitioner: str
+    location: str
+    address: str
+    phone: str
+    phone_href: str
+    date: str  # "Tue, Nov 24"
+    clock: str  # "2:30 PM"
+    zone: str  # "PST"
+    when: str  # "Tue, Nov 24 · 2:30 PM PST"
+    practice_time: str | None  # "5:30 PM EST"; None when the offsets agree
+    duration: str
+
+
+@dataclass(frozen=True)
+class AlternativeView:
+    slot: SlotView
+    reasons: str  # "Same practitioner · Same day"
+
+
+def display_phone(e164: str | None) -> str:
+    """Return a number in its national format ("(212) 555-0100"), or as stored."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, "US")
+    except phonenumbers.NumberParseException:
+        return e164
+    if not phonenumbers.is_valid_number(number):
+        return e164
+    region = phonenumbers.region_code_for_number(number)
+    fmt = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if region == "US"
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, fmt)
+
+
+def slot_view(slot: Slot, patient_tz: str) -> SlotView:
+    """Turn a slot into display strings in the patient's zone (and the practice's)."""
+    shown = shown_time(slot.start_at, patient_tz, slot.location.timezone)
+    practice_time = None
+    if shown.practice is not None:
+        same_day = shown.practice.date() == shown.local.date()
+        practice_time = local_time(
+            slot.start_at, slot.location.timezone, "time" if same_day else "full"
+        )
+    return SlotView(
+        id=slot.id,
+        service=slot.service.name,
+        practitioner=slot.practitioner.name,
+        location=slot.location.name,
+        address=slot.location.address or "",
+        phone=display_phone(slot.location.phone),
+        phone_href=f"tel:{slot.location.phone}" if slot.location.phone else "",
+        date=local_time(slot.start_at, patient_tz, "date"),
+        clock=local_time(slot.start_at, patient_tz, "time").removesuffix(f" {shown.local_abbrev}"),
+        zone=shown.local_abbrev,
+        when=local_time(slot.start_at, patient_tz),
+        practice_time=practice_time,
+        duration=humanize_minutes(int((slot.end_at - slot.start_at).total_seconds() // 60)),
+    )
+
+
+def alternative_views(alternatives: list[Alternative], patient_tz: str) -> list[AlternativeView]:
+    """Display the scored alternatives, best first, with their human reasons."""
+    return [
+        AlternativeView(slot_view(alt.slot, patient_tz), " · ".join(alt.reasons) or "Another time")
+        for alt in alternatives
+    ]
+
+
+def offer_state(offer: Offer, now: datetime) -> OfferState:
+    """Say what an offer means to its patient now (a pending offer may be past its window)."""
+    slot = offer.slot
+    if offer.status == OfferStatus.WITHDRAWN:
+        return OfferState.TAKEN
+    if offer.status != OfferStatus.PENDING:
+        return OfferState(offer.status.value)
+    if slot.status == SlotStatus.HELD and slot.hold_offer_id == offer.id:
+        return OfferState.HELD
+    if slot.status in (SlotStatus.BOOKED, SlotStatus.CLOSED):
+        return OfferState.TAKEN
+    if now >= offer.window_expires_at:
+        return OfferState.EXPIRED
+    if slot.status == SlotStatus.HELD:
+        return OfferState.BUSY
+    return OfferState.OPEN
+
+
+def needs_payment(patient: Patient) -> bool:
+    """Whether the patient must pay before a booking completes (SPEC §3.8)."""
+    return bool(patient.deposit_required or patient.prepayment_required)
+
+
+def appointment_for_offer(offer: Offer) -> Appointment | None:
+    """The appointment an accepted offer produced."""
+    return db.session.scalar(
+        sa.select(Appointment)
+        .where(Appointment.offer_id == offer.id)
+        .order_by(Appointment.id.desc())
+        .limit(1)
+    )
+
+
+def booked_instead(offer: Offer) -> Appointment | None:
+    """An active booking of the same service the patient made after losing this offer."""
+    return db.session.scalar(
+        sa.select(Appointment)
+        .join(Slot, Slot.id == Appointment.slot_id)
+        .where(
+            Appointment.patient_id == offer.patient_id,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+            Appointment.slot_id != offer.slot_id,
+            Appointment.booked_at >= offer.created_at,
+            Slot.service_id == offer.slot.service_id,
+        )
+        .order_by(Appointment.id.desc())
+        .limit(1)
+    )
+
+
+def pending_charge(offer: Offer) -> Charge | None:
+    """The deposit or prepayment awaiting payment for a held offer."""
+    return db.session.scalar(
+        sa.select(Charge)
+        .where(Charge.offer_id == offer.id, Charge.status == ChargeStatus.PENDING)
+        .order_by(Charge.id.desc())
+        .limit(1)
+    )
+
+
+def appointment_path(appointment: Appointment) -> str:
+    """Return the site-relative signed link to an appointment page."""
+    expires = appointment.slot.start_at + timedelta(days=APPOINTMENT_LINK_DAYS)
+    token = make_token(LinkPurpose.APPOINTMENT, appointment.id, appointment.patient_id, expires)
+    return url_for("patient.appointment", token=token)
+
+
+def first_name(patient: Patient) -> str:
+    return patient.name.split()[0] if patient.name and patient.name.split() else "there"
+
+
+def page_context(slot: Slot | None = None, patient: Patient | None = None) -> dict[str, Any]:
+    """The layout's variables: practice name, the location's phone, the greeting."""
+    return {
+        "practice_name": current_app.config["PRACTICE_NAME"],
+        "location_phone": display_phone(slot.location.phone) if slot else None,
+        "first_name": first_name(patient) if patient else None,
+    }

@@ -1,0 +1,268 @@
+"""Staff sign-in and sign-out, the session's lifetime rules and sign-in throttling.
+
+Sessions: a sign-in starts a fresh session (new cookie contents and CSRF token).
+It ends after ``STAFF_IDLE_MINUTES`` without a request, or ``STAFF_SESSION_HOURS``
+after sign-in, whichever comes first. Requests carrying ``X-Background-Refresh: 1``
+(htmx polling) do not count as activity. The user id in the session includes the
+account's ``session_epoch``, so bumping it ends every session of that account.
+
+Throttling: failed attempts are counted in the rate-limit storage (Redis) per
+account (a keyed hash of the normalised email, whether or not the account exists)
+and per client address. The account counter is incremented atomically *before* the
+password is checked, so parallel guesses cannot slip past it; a successful sign-in
+clears it. Only failures count against the address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from flask import (
+    Response,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_user, logout_user
+from limits import RateLimitItem, parse
+from limits.errors import StorageError
+from redis.exceptions import RedisError
+
+from portal.db import db
+from portal.extensions import htmx, limiter, login_manager
+from portal.models import StaffUser
+from portal.services import staff as staff_service
+from portal.web.staff import bp
+from portal.web.staff.forms import LoginForm
+
+log = logging.getLogger(__name__)
+
+BAD_CREDENTIALS = "Email or password is incorrect."
+LOCKED_OUT = "Too many sign-in attempts. Please wait a while and try again."
+LOGIN_AT = "staff_login_at"
+SEEN_AT = "staff_seen_at"
+PASSIVE_HEADER = "X-Background-Refresh"
+
+
+@bp.record_once
+def _configure_login_manager(state: object) -> None:
+    login_manager.login_view = "staff.login"
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(_unauthorized)
+
+
+def load_user(user_id: str) -> StaffUser | None:
+    """Return the active account for an ``"id:epoch"`` session id whose epoch is current."""
+    raw_id, sep, raw_epoch = user_id.partition(":")
+    if not (sep and raw_id.isdigit() and raw_epoch.isdigit()):
+        return None
+    user = db.session.get(StaffUser, int(raw_id))
+    if user is None or not user.active or user.session_epoch != int(raw_epoch):
+        return None
+    return user
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return ``target`` if it is a local path (never another host), else None."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(ch in target for ch in "\\\r\n\t") or not target.isprintable():
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    if parts.path in (url_for("staff.login"), url_for("staff.logout")):
+        return None
+    return target
+
+
+def _return_path() -> str | None:
+    """Return where to come back after signing in: the page, not an htmx fragment."""
+    if htmx:
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        if current.netloc != request.host:
+            return None
+        return safe_next(current.path + (f"?{current.query}" if current.query else ""))
+    if request.method != "GET":
+        return None
+    query = request.query_string.decode("utf-8", "replace")
+    return safe_next(request.path + (f"?{query}" if query else ""))
+
+
+def _current_staff() -> StaffUser:
+    return current_user._get_current_object()  # the model behind Flask-Login's proxy
+
+
+def _to_login(next_path: str | None) -> Response:
+    """Redirect to the login page; htmx gets ``HX-Redirect`` so a whole page loads."""
+    target = url_for("staff.login", next=next_path) if next_path else url_for("staff.login")
+    if htmx:
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+def _unauthorized() -> Response:
+    return _to_login(_return_path())
+
+
+def start_session(user: StaffUser) -> None:
+    """Sign ``user`` in on a fresh session: nothing from before survives, new CSRF token."""
+    session.clear()
+    g.pop("csrf_token", None)  # Flask-WTF caches the request's token here
+    login_user(user)
+    session.permanent = True
+    now = int(time.time())
+    session[LOGIN_AT] = now
+    session[SEEN_AT] = now
+
+
+def end_session() -> None:
+    """Sign out and drop everything the session held."""
+    logout_user()
+    session.clear()
+    g.pop("csrf_token", None)
+
+
+def enforce_session() -> ResponseReturnValue | None:
+    """Require a live staff session; end it when idle or too old, else mark activity."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    config = current_app.config
+    now = time.time()
+    login_at, seen_at = session.get(LOGIN_AT), session.get(SEEN_AT)
+    if not isinstance(login_at, int | float) or not isinstance(seen_at, int | float):
+        reason, message = "invalid", None
+    elif now - login_at > config["STAFF_SESSION_HOURS"] * 3600:
+        hours = config["STAFF_SESSION_HOURS"]
+        reason, message = (
+            "expired",
+            f"Your session ended after {hours} hours. Please sign in again.",
+        )
+    elif now - seen_at > config["STAFF_IDLE_MINUTES"] * 60:
+        minutes = config["STAFF_IDLE_MINUTES"]
+        reason, message = "idle", f"You were signed out after {minutes} minutes of inactivity."
+    else:
+        if not request.headers.get(PASSIVE_HEADER):
+            session[SEEN_AT] = int(now)
+        return None
+    staff_service.record_logout(_current_staff(), reason=reason)
+    db.session.commit()
+    end_session()
+    if message:
+        flash(message, "info")
+    return _to_login(_return_path())
+
+
+class LoginThrottle:
+    """Counts failed sign-ins per account and per client address in the limiter's storage.
+
+    If the storage is unreachable the throttle lets attempts through (and logs it):
+    argon2 still makes guessing slow, and staff can still sign in during an outage.
+    """
+
+    def __init__(self, email: str, address: str) -> None:
+        config = current_app.config
+        secret = str(current_app.secret_key).encode()
+        # A keyed hash: the storage never holds the address itself.
+        digest = hmac.new(secret, staff_service.normalise_email(email).encode(), hashlib.sha256)
+        self.per_account: RateLimitItem = parse(config["LOGIN_LIMIT_PER_ACCOUNT"])
+        self.per_address: RateLimitItem = parse(config["LOGIN_LIMIT_PER_IP"])
+        self.account_ids = ("staff-login-account", digest.hexdigest()[:32])
+        self.address_ids = ("staff-login-ip", address)
+
+    def claim(self) -> int | None:
+        """Count an attempt on the account; return seconds to wait if locked out."""
+        if not limiter.enabled:
+            return None
+        strategy = limiter.limiter
+        try:
+            if not strategy.test(self.per_address, *self.address_ids):
+                return self._wait(self.per_address, self.address_ids)
+            # hit, not test: the increment is atomic, so parallel guesses cannot exceed it.
+            if not strategy.hit(self.per_account, *self.account_ids):
+                return self._wait(self.per_account, self.account_ids)
+        except (RedisError, StorageError):
+            log.error("Login throttle storage unavailable; attempt allowed", exc_info=True)
+        return None
+
+    def failed(self) -> None:
+        """Count a failed attempt against the client address."""
+        self._safely(lambda: limiter.limiter.hit(self.per_address, *self.address_ids))
+
+    def succeeded(self) -> None:
+        """Forget the account's failed attempts."""
+        self._safely(lambda: limiter.limiter.clear(self.per_account, *self.account_ids))
+
+    def _wait(self, item: RateLimitItem, ids: tuple[str, str]) -> int:
+        reset_at = limiter.limiter.get_window_stats(item, *ids).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def _safely(self, action: Callable[[], object]) -> None:
+        if not limiter.enabled:
+            return
+        try:
+            action()
+        except (RedisError, StorageError):
+            log.error("Login throttle storage unavailable", exc_info=True)
+
+
+def _render_login(
+    form: LoginForm, status: int, error: str | None = None, retry_after: int | None = None
+) -> Response:
+    html = render_template("staff/login.html", form=form, error=error, retry_after=retry_after)
+    return make_response(html, status)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """Show the sign-in form; check the credentials and start a session."""
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+        return _render_login(form, 200)
+    if not form.validate_on_submit():
+        return _render_login(form, 422)
+
+    throttle = LoginThrottle(form.email.data or "", get_remote_address() or "unknown")
+    wait = throttle.claim()
+    if wait is not None:
+        response = _render_login(form, 429, LOCKED_OUT, retry_after=wait)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    user = staff_service.authenticate(form.email.data or "", form.password.data or "")
+    db.session.commit()  # the audit event of a failure as much as a success
+    if user is None:
+        throttle.failed()
+        return _render_login(form, 200, BAD_CREDENTIALS)
+    throttle.succeeded()
+    start_session(user)
+    return redirect(safe_next(form.next.data) or url_for("staff.home"))
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """End the session and return to the sign-in page."""
+    staff_service.record_logout(_current_staff())
+    db.session.commit()
+    end_session()
+    flash("You have signed out.", "success")
+    return _to_login(None)

@@ -1,0 +1,201 @@
+"""The atomic booking path and every offer transition (SPEC §3.4–3.8)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from portal.db import db, now_utc
+from portal.models import Appointment, Charge, Notification, Offer, Slot, WaitlistEntry
+from portal.models.enums import (
+    AppointmentSource,
+    ChargeStatus,
+    OfferStatus,
+    Purpose,
+    SlotStatus,
+    WaitlistStatus,
+)
+from portal.services import booking
+from portal.services.alternatives import find_alternatives
+from portal.services.audit import SYSTEM, Actor
+from portal.services.filling import advance, release_slot
+from tests import factories as f
+
+pytestmark = pytest.mark.usefixtures("app")
+
+
+def _wave(n: int = 3) -> tuple[Slot, list[Offer]]:
+    slot = f.slot()
+    for _ in range(n):
+        f.waitlist_entry(slot=slot)
+    outcome = advance(slot.id)
+    db.session.commit()
+    return slot, outcome.offers
+
+
+def _purposes() -> list[tuple[Purpose, int]]:
+    return db.session.execute(
+        sa.select(Notification.purpose, Notification.patient_id).order_by(Notification.id)
+    ).all()
+
+
+def test_accept_books_withdraws_the_rest_and_tells_them() -> None:
+    slot, offers = _wave(3)
+    winner, *losers = offers
+    outcome = booking.accept_offer(winner.id, actor=Actor.patient(winner.patient_id))
+    db.session.commit()
+    assert outcome.appointment.source == AppointmentSource.WAITLIST
+    assert db.session.get(Slot, slot.id).status == SlotStatus.BOOKED
+    statuses = {o.id: db.session.get(Offer, o.id).status for o in offers}
+    assert statuses[winner.id] == OfferStatus.ACCEPTED
+    assert all(statuses[o.id] == OfferStatus.WITHDRAWN for o in losers)
+    told = {pid for purpose, pid in _purposes() if purpose == Purpose.SLOT_FILLED}
+    assert told == {o.patient_id for o in losers}
+    assert (Purpose.CONFIRMATION, winner.patient_id) in _purposes()
+
+
+def test_second_accept_gets_slot_filled() -> None:
+    _, (first, second, _) = _wave(3)
+    booking.accept_offer(first.id, actor=SYSTEM)
+    db.session.commit()
+    with pytest.raises(booking.OfferUnavailable) as info:
+        booking.accept_offer(second.id, actor=SYSTEM)
+    assert info.value.code == "offer_withdrawn"
+
+
+def test_accept_after_window_is_expired() -> None:
+    _, (offer, *_) = _wave(1)
+    with pytest.raises(booking.OfferUnavailable) as info:
+        booking.accept_offer(offer.id, actor=SYSTEM, now=offer.window_expires_at + timedelta(1))
+    assert info.value.code == "offer_expired"
+
+
+def test_decline_then_accept_is_refused_and_next_wave_is_scheduled() -> None:
+    _, (offer,) = _wave(1)
+    booking.decline_offer(offer.id, actor=SYSTEM)
+    db.session.commit()
+    with pytest.raises(booking.OfferUnavailable) as info:
+        booking.accept_offer(offer.id, actor=SYSTEM)
+    assert info.value.code == "offer_declined"
+
+
+def test_booking_closes_the_patients_other_entries_for_that_service() -> None:
+    slot, (offer,) = _wave(1)
+    other_location = f.location()
+    twin = f.waitlist_entry(
+        patient=db.session.get(Offer, offer.id).patient,
+        service_id=slot.service_id,
+        location_id=other_location.id,
+    )
+    booking.accept_offer(offer.id, actor=SYSTEM)
+    db.session.commit()
+    assert db.session.get(WaitlistEntry, twin.id).status == WaitlistStatus.BOOKED
+    assert db.session.get(WaitlistEntry, offer.waitlist_entry_id).status == WaitlistStatus.BOOKED
+
+
+def test_staff_booking_withdraws_pending_offers() -> None:
+    slot, offers = _wave(2)
+    staff = f.staff_user()
+    walk_in = f.patient()
+    appt = booking.book_slot(
+        slot.id, walk_in, source=AppointmentSource.STAFF, actor=Actor.staff(staff)
+    )
+    db.session.commit()
+    assert appt.booked_by_staff_id == staff.id
+    assert all(db.session.get(Offer, o.id).status == OfferStatus.WITHDRAWN for o in offers)
+    with pytest.raises(booking.SlotTaken):
+        booking.book_slot(slot.id, f.patient(), source=AppointmentSource.API, actor=SYSTEM)
+
+
+def test_release_cancels_the_appointment_and_reopens_the_slot() -> None:
+    slot, (offer,) = _wave(1)
+    outcome = booking.accept_offer(offer.id, actor=SYSTEM)
+    db.session.commit()
+    release_slot(db.session.get(Slot, slot.id), SYSTEM)
+    db.session.commit()
+    assert db.session.get(Slot, slot.id).status == SlotStatus.OPEN
+    assert db.session.get(Appointment, outcome.appointment.id).status == "cancelled"
+    # A fresh booking is possible again.
+    booking.book_slot(slot.id, f.patient(), source=AppointmentSource.STAFF, actor=SYSTEM)
+    db.session.commit()
+
+
+def test_deposit_patient_gets_a_hold_then_completes_on_payment() -> None:
+    slot = f.slot()
+    patient = f.patient(deposit_required=True)
+    f.waitlist_entry(patient=patient, slot=slot)
+    (offer,) = advance(slot.id).offers
+    db.session.commit()
+    outcome = booking.accept_offer(offer.id, actor=Actor.patient(patient.id))
+    db.session.commit()
+    assert outcome.held and outcome.charge.amount_cents == 5000
+    assert db.session.get(Slot, slot.id).status == SlotStatus.HELD
+    # Others cannot take it while it is held.
+    with pytest.raises(booking.SlotHeld):
+        booking.book_slot(slot.id, f.patient(), source=AppointmentSource.STAFF, actor=SYSTEM)
+    db.session.rollback()
+    appt = booking.complete_hold(offer.id, actor=Actor.staff(f.staff_user()))
+    db.session.commit()
+    assert appt.slot.status == SlotStatus.BOOKED
+    assert db.session.get(Charge, outcome.charge.id).status == ChargeStatus.COLLECTED
+
+
+def test_lapsed_hold_reopens_the_slot_and_fails_the_charge() -> None:
+    slot = f.slot()
+    patient = f.patient(prepayment_required=True)
+    f.waitlist_entry(patient=patient, slot=slot)
+    (offer,) = advance(slot.id).offers
+    outcome = booking.accept_offer(offer.id, actor=SYSTEM)
+    db.session.commit()
+    assert outcome.charge.amount_cents == slot.service.price_cents
+    assert not booking.release_hold(slot.id, offer.id, actor=SYSTEM)  # not yet due
+    later = now_utc() + timedelta(seconds=91)
+    assert booking.release_hold(slot.id, offer.id, actor=SYSTEM, now=later)
+    db.session.commit()
+    assert db.session.get(Slot, slot.id).status == SlotStatus.OPEN
+    assert db.session.get(Charge, outcome.charge.id).status == ChargeStatus.FAILED
+    assert db.session.get(Offer, offer.id).status == OfferStatus.EXPIRED
+
+
+@pytest.mark.parametrize(
+    ("practitioner_same", "hours_later", "expected_reasons"),
+    [
+        (True, 1, ["Same practitioner", "Same day"]),
+        (False, 1, ["Same day"]),
+        (False, 30, []),
+    ],
+)
+def test_alternatives_are_scored_with_reasons(
+    practitioner_same: bool, hours_later: int, expected_reasons: list[str]
+) -> None:
+    original = f.slot(start_at=(now_utc() + timedelta(hours=6)).replace(minute=0, second=0))
+    practitioner = (
+        original.practitioner if practitioner_same else f.practitioner(location=original.location)
+    )
+    alt = f.slot(
+        start_at=original.start_at + timedelta(hours=hours_later),
+        practitioner=practitioner,
+        service=original.service,
+    )
+    found = find_alternatives(f.patient(), original)
+    assert [a.slot.id for a in found] == [alt.id]
+    assert found[0].reasons == expected_reasons
+
+
+def test_alternatives_exclude_taken_other_services_and_far_slots() -> None:
+    original = f.slot()
+    f.slot(
+        start_at=original.start_at + timedelta(hours=2),
+        service=original.service,
+        practitioner=original.practitioner,
+        status=SlotStatus.BOOKED,
+    )
+    f.slot(start_at=original.start_at + timedelta(hours=2), practitioner=original.practitioner)
+    f.slot(
+        start_at=original.start_at + timedelta(days=5),
+        service=original.service,
+        practitioner=original.practitioner,
+    )
+    assert find_alternatives(f.patient(), original) == []

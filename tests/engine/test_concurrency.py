@@ -1,0 +1,180 @@
+"""First accept wins, on real PostgreSQL, with real threads (SPEC §3.4)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from portal.db import db, now_utc
+from portal.models import Appointment, Notification, Offer, OfferPolicy, Patient, Slot
+from portal.models.enums import (
+    INACTIVE_APPOINTMENT_STATUSES,
+    AppointmentSource,
+    OfferMode,
+    OfferStatus,
+    Purpose,
+)
+from portal.services import booking
+from portal.services.alternatives import find_alternatives
+from portal.services.audit import SYSTEM, Actor
+from portal.services.errors import DomainError
+from portal.services.filling import advance, release_slot
+from tests import factories as f
+
+ROUNDS = 3
+THREADS = 50
+
+
+def _broadcast_slot(n: int) -> tuple[int, list[int]]:
+    """A slot offered to ``n`` patients at once, plus two open alternatives."""
+    slot = f.slot()
+    db.session.add(OfferPolicy(category=slot.service.category, mode=OfferMode.BROADCAST))
+    for _ in range(n):
+        f.waitlist_entry(slot=slot)
+    for hours in (1, 2):
+        f.slot(
+            start_at=slot.start_at + timedelta(hours=hours),
+            practitioner=slot.practitioner,
+            service=slot.service,
+        )
+    offers = advance(slot.id).offers
+    db.session.commit()
+    return slot.id, [o.id for o in offers]
+
+
+def _race(app: Flask, calls: list[Callable[[], str]]) -> Counter[str]:
+    """Run every call at the same instant, each in its own thread and session."""
+    barrier = threading.Barrier(len(calls))
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def run(call: Callable[[], str]) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                outcome = call()
+                db.session.commit()
+            except DomainError as exc:
+                db.session.rollback()
+                outcome = exc.code
+            except sa.exc.IntegrityError:
+                db.session.rollback()
+                outcome = "integrity"
+            except Exception as exc:  # reported, so a failure says what went wrong
+                db.session.rollback()
+                outcome = f"error:{type(exc).__name__}:{exc}"
+            finally:
+                db.session.remove()
+            with lock:
+                results.append(outcome)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == len(calls), "a racing thread did not finish"
+    return Counter(results)
+
+
+def _active_appointments(slot_id: int) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Appointment)
+        .where(
+            Appointment.slot_id == slot_id,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+        )
+    )
+
+
+def _assert_one_winner(slot_id: int, offer_ids: list[int]) -> None:
+    db.session.expire_all()
+    assert _active_appointments(slot_id) == 1
+    statuses = Counter(db.session.scalars(sa.select(Offer.status).where(Offer.id.in_(offer_ids))))
+    assert statuses[OfferStatus.ACCEPTED] <= 1
+    assert statuses[OfferStatus.PENDING] == 0
+
+
+@pytest.mark.parametrize("round_no", range(ROUNDS))
+def test_fifty_threads_accepting_fifty_offers_book_exactly_once(app: Flask, round_no: int) -> None:
+    slot_id, offer_ids = _broadcast_slot(THREADS)
+    assert len(offer_ids) == THREADS
+
+    def accept(offer_id: int) -> Callable[[], str]:
+        return lambda: (booking.accept_offer(offer_id, actor=SYSTEM), "won")[1]
+
+    results = _race(app, [accept(o) for o in offer_ids])
+    assert results["won"] == 1, results
+    assert set(results) <= {"won", "slot_filled", "offer_withdrawn"}
+    _assert_one_winner(slot_id, offer_ids)
+    accepted = db.session.scalar(
+        sa.select(Offer).where(Offer.slot_id == slot_id, Offer.status == OfferStatus.ACCEPTED)
+    )
+    # Every loser was told, and each has alternatives to book.
+    told = set(
+        db.session.scalars(
+            sa.select(Notification.offer_id).where(Notification.purpose == Purpose.SLOT_FILLED)
+        )
+    )
+    assert told == set(offer_ids) - {accepted.id}
+    original = db.session.get(Slot, slot_id)
+    loser = db.session.get(Offer, next(iter(told)))
+    assert len(find_alternatives(loser.patient, original)) == 2
+
+
+def test_accept_racing_staff_booking_and_release(app: Flask) -> None:
+    slot_id, offer_ids = _broadcast_slot(20)
+    staff_patient_ids = [f.patient().id for _ in range(5)]
+    db.session.commit()
+
+    def accept(offer_id: int) -> Callable[[], str]:
+        return lambda: (booking.accept_offer(offer_id, actor=SYSTEM), "won")[1]
+
+    def staff_book(patient_id: int) -> Callable[[], str]:
+        def call() -> str:
+            patient = db.session.get(Patient, patient_id)
+            booking.book_slot(slot_id, patient, source=AppointmentSource.STAFF, actor=SYSTEM)
+            return "won"
+
+        return call
+
+    def wave_expiry() -> str:
+        advance(slot_id, now=now_utc() + timedelta(hours=1))
+        return "advanced"
+
+    calls = [accept(o) for o in offer_ids] + [staff_book(p) for p in staff_patient_ids]
+    calls += [wave_expiry, wave_expiry]
+    results = _race(app, calls)
+    assert results["won"] == 1, results
+    assert _active_appointments(slot_id) == 1
+    assert not db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Offer)
+        .where(Offer.slot_id == slot_id, Offer.status == OfferStatus.PENDING)
+    )
+
+    # Now release and re-book concurrently: still exactly one live booking.
+    def release() -> str:
+        release_slot(db.session.get(Slot, slot_id), SYSTEM)
+        return "released"
+
+    results = _race(app, [release, release] + [staff_book(p) for p in staff_patient_ids])
+    db.session.expire_all()
+    assert _active_appointments(slot_id) <= 1
+    assert not (set(results) - {"released", "won", "slot_filled", "integrity"}), results
+
+
+@pytest.mark.usefixtures("app")
+def test_a_patient_cannot_be_booked_twice_by_actor_confusion() -> None:
+    _, (offer_id, *_) = _broadcast_slot(2)
+    booking.accept_offer(offer_id, actor=Actor.patient(1))
+    db.session.commit()
+    with pytest.raises(booking.OfferUnavailable):
+        booking.accept_offer(offer_id, actor=Actor.patient(1))

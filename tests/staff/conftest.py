@@ -1,0 +1,76 @@
+"""Helpers for the staff portal tests: signing in through the real form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, g, request_started
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from portal.db import db
+from portal.models import StaffUser
+from tests import factories as f
+from tests.conftest import csrf_token_from
+
+PASSWORD = "correct horse battery"
+
+
+def post_login(
+    client: FlaskClient,
+    email: str,
+    password: str,
+    *,
+    next_url: str | None = None,
+    address: str = "10.0.0.1",
+) -> TestResponse:
+    """Load the login page for a CSRF token, then submit the form from ``address``."""
+    environ = {"REMOTE_ADDR": address}
+    page = client.get("/staff/login", environ_base=environ)
+    data: dict[str, Any] = {
+        "csrf_token": csrf_token_from(page.text),
+        "email": email,
+        "password": password,
+    }
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/staff/login", data=data, environ_base=environ)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_g_per_request(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Start each test request with an empty ``g``, as a real request would have.
+
+    The suite-wide fixture keeps one app context open for the whole test, and test
+    requests reuse it, so ``g`` (Flask-Login's cached user, the CSRF token) would
+    otherwise leak from one request into the next and hide session checks.
+    """
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app: Flask = request.getfixturevalue("app")
+
+    def clear(sender: Flask, **extra: object) -> None:
+        g.__dict__.clear()
+
+    request_started.connect(clear, app)
+    try:
+        yield
+    finally:
+        request_started.disconnect(clear, app)
+
+
+@pytest.fixture
+def staff() -> StaffUser:
+    user = f.staff_user(password=PASSWORD)
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, staff: StaffUser) -> FlaskClient:
+    response = post_login(client, staff.email, PASSWORD)
+    assert response.status_code == 302
+    return client
