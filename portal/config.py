@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,8 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "STAFF_IDLE_MINUTES": int(env.get("STAFF_IDLE_MINUTES", "15")),
         "STAFF_SESSION_HOURS": int(env.get("STAFF_SESSION_HOURS", "12")),
+        # The cookie dies with the absolute session lifetime (checked server-side too).
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(env.get("STAFF_SESSION_HOURS", "12"))),
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
         # Patient links stay valid a little past what they point at; see services/links.py.

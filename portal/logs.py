@@ -6,8 +6,8 @@ import logging
 import re
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-# Seven or more digits, optionally with +, spaces, dots, dashes or brackets between them.
-_PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+# E.164 (+ and 8-15 digits) or a North-American style 3-3-4 number with separators.
+_PHONE = re.compile(r"\+\d{8,15}\b|\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}\b")
 
 
 def mask_pii(text: str) -> str:
@@ -34,6 +34,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces every plugin it loads at INFO; that is noise in `make run`.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     for handler in root.handlers:
         if not any(isinstance(f, PiiFilter) for f in handler.filters):
             handler.addFilter(PiiFilter())

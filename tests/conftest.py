@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -92,13 +93,28 @@ def _flush_redis(app: Flask) -> None:
     Redis.from_url(app.config["REDIS_URL"]).flushdb()
 
 
+class PortalClient(FlaskClient):
+    """A test client whose requests behave like real ones next to the test's own context.
+
+    The test holds an app context (and its session) open; Flask would reuse it for the
+    request. Committing first lets the request see what the test built, and a fresh
+    app context per request gives it its own ``g`` and database session.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        db.session.commit()
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    app.test_client_class = PortalClient
     return app.test_client()
 
 
 @pytest.fixture
-def runner(app: Flask):  # noqa: ANN201
+def runner(app: Flask):
     return app.test_cli_runner()
 
 

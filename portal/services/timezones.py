@@ -5,21 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
     """Return the ZoneInfo for an IANA name (raises ZoneInfoNotFoundError)."""
     return ZoneInfo(name)
-
-
-def is_valid_zone(name: str) -> bool:
-    try:
-        zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def to_local(instant: datetime, tz_name: str) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -239,7 +240,7 @@ def test_join_waitlist_needs_a_location_when_it_is_ambiguous(api: ApiClient) -> 
 def test_create_and_get_a_slot(api: ApiClient) -> None:
     practitioner, service = f.practitioner(), f.service(duration_minutes=30)
     start = _future()
-    local = start.astimezone(datetime.now().astimezone().tzinfo).isoformat()
+    local = start.astimezone(ZoneInfo("America/New_York")).isoformat()
     resp = api.post(
         "/api/v1/slots",
         json={"practitioner_id": practitioner.id, "service_id": service.id, "start_at": local},

@@ -20,7 +20,6 @@ from portal.models.enums import (
 )
 from tests import factories as f
 
-
 pytestmark = pytest.mark.usefixtures("app")
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import downgrade, upgrade
 
 from portal.db import db
-
 
 pytestmark = pytest.mark.usefixtures("app")
 

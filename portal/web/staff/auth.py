@@ -139,28 +139,31 @@ def end_session() -> None:
     g.pop("csrf_token", None)
 
 
-def enforce_session() -> ResponseReturnValue | None:
-    """Require a live staff session; end it when idle or too old, else mark activity."""
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
+def _why_session_ends() -> tuple[str, str | None] | None:
+    """Return (audit reason, message for the person) if the session is over, else None."""
     config = current_app.config
     now = time.time()
     login_at, seen_at = session.get(LOGIN_AT), session.get(SEEN_AT)
     if not isinstance(login_at, int | float) or not isinstance(seen_at, int | float):
-        reason, message = "invalid", None
-    elif now - login_at > config["STAFF_SESSION_HOURS"] * 3600:
-        hours = config["STAFF_SESSION_HOURS"]
-        reason, message = (
-            "expired",
-            f"Your session ended after {hours} hours. Please sign in again.",
-        )
-    elif now - seen_at > config["STAFF_IDLE_MINUTES"] * 60:
-        minutes = config["STAFF_IDLE_MINUTES"]
-        reason, message = "idle", f"You were signed out after {minutes} minutes of inactivity."
-    else:
+        return "invalid", None
+    hours, minutes = config["STAFF_SESSION_HOURS"], config["STAFF_IDLE_MINUTES"]
+    if now - login_at > hours * 3600:
+        return "expired", f"Your session ended after {hours} hours. Please sign in again."
+    if now - seen_at > minutes * 60:
+        return "idle", f"You were signed out after {minutes} minutes of inactivity."
+    return None
+
+
+def enforce_session() -> ResponseReturnValue | None:
+    """Require a live staff session; end it when idle or too old, else mark activity."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    ending = _why_session_ends()
+    if ending is None:
         if not request.headers.get(PASSIVE_HEADER):
-            session[SEEN_AT] = int(now)
+            session[SEEN_AT] = int(time.time())
         return None
+    reason, message = ending
     staff_service.record_logout(_current_staff(), reason=reason)
     db.session.commit()
     end_session()
