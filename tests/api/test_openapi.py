@@ -62,8 +62,10 @@ def test_operations_declare_auth_errors_and_bodies(client: FlaskClient) -> None:
                 assert path == "/openapi.json"
             else:
                 assert responses["401"]["content"]["application/json"]["schema"] == error_ref
-            if method == "post":
+            # Actions on a named object (release, check-in) take no body; the rest do.
+            if method == "post" and not path.endswith(("/release", "/check-in")):
                 assert "requestBody" in op
+            if "requestBody" in op:
                 assert {"400", "422"} <= set(responses)
             assert any(code.startswith("2") for code in responses)
     slot_in = doc["components"]["schemas"]["SlotIn"]

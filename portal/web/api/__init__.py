@@ -51,4 +51,4 @@ def _data_error(exc: sa.exc.DataError) -> Response:
     return error_response("invalid_data", "A value is out of range or malformed.", 422)
 
 
-from portal.web.api import openapi, views  # noqa: E402,F401  (routes register on bp)
+from portal.web.api import booking_views, openapi, views  # noqa: E402,F401  (routes register on bp)

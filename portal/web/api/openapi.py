@@ -78,6 +78,28 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(409,),
     ),
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
+    ("POST", "/slots/{slot_id}/release"): Op(
+        "Cancel the slot's appointment if any; the slot reopens and filling starts",
+        s.SlotOut,
+        errors=(404,),
+    ),
+    ("GET", "/slots/{slot_id}/offers"): Op(
+        "Offers made for a slot, by wave", s.OfferOut, many=True, errors=(404,)
+    ),
+    ("POST", "/appointments"): Op(
+        "Book a slot (the same atomic path as patients); 409 `slot_filled` carries"
+        " `alternatives` (see SlotFilledBody)",
+        s.AppointmentOut,
+        statuses=(201,),
+        body=s.AppointmentIn,
+        errors=(409,),
+    ),
+    ("GET", "/appointments/{appointment_id}"): Op(
+        "Get an appointment", s.AppointmentOut, errors=(404,)
+    ),
+    ("POST", "/appointments/{appointment_id}/check-in"): Op(
+        "Mark the patient arrived", s.AppointmentOut, errors=(404, 409)
+    ),
 }
 
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -90,6 +112,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     s.AppointmentOut,
     s.OfferOut,
     s.ErrorBody,
+    s.SlotFilledBody,
 )
 
 

@@ -150,6 +150,11 @@ class SlotIn(_Body):
     end_at: Instant | None = Field(None, description="default: start + service duration")
 
 
+class AppointmentIn(_Body):
+    slot_id: Id
+    patient_id: Id
+
+
 # Response shapes: documentation for the OpenAPI document (serializers.py builds them).
 
 
@@ -293,3 +298,19 @@ def parse_body(model: type[M], raw: bytes, mimetype: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(_field_errors(exc)) from None
+
+
+class AlternativeOut(BaseModel):
+    slot: SlotOut
+    score: int
+    reasons: list[str]
+
+
+class SlotFilledError(BaseModel):
+    code: str = "slot_filled"
+    message: str
+    alternatives: list[AlternativeOut]
+
+
+class SlotFilledBody(BaseModel):
+    error: SlotFilledError

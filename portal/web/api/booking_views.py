@@ -1,0 +1,75 @@
+"""API endpoints that book, release and check in (all through the atomic booking path)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Response, jsonify, url_for
+
+from portal.db import db
+from portal.models import Appointment, Offer, Patient, Slot
+from portal.models.enums import AppointmentSource
+from portal.services.alternatives import find_alternatives
+from portal.services.appointments import check_in
+from portal.services.booking import SlotTaken, book_slot
+from portal.services.filling import release_slot
+from portal.web.api import bp, error_response
+from portal.web.api.auth import api_actor
+from portal.web.api.schemas import AppointmentIn
+from portal.web.api.serializers import appointment_json, offer_json, slot_json
+from portal.web.api.views import body, created, get_or_404, referenced
+
+
+@bp.post("/appointments")
+def book_appointment() -> tuple[Response, int, dict[str, str]] | Response:
+    data = body(AppointmentIn)
+    slot = referenced(Slot, data.slot_id, "slot")
+    patient = referenced(Patient, data.patient_id, "patient")
+    try:
+        appointment = book_slot(slot.id, patient, source=AppointmentSource.API, actor=api_actor())
+        payload = appointment_json(appointment)
+        db.session.commit()
+    except (SlotTaken, sa.exc.IntegrityError):
+        # Alternatives are looked up after the rollback, outside the failed transaction.
+        db.session.rollback()
+        slot, patient = db.session.get(Slot, data.slot_id), db.session.get(Patient, data.patient_id)
+        alternatives = [
+            {"slot": slot_json(a.slot), "score": a.score, "reasons": a.reasons}
+            for a in find_alternatives(patient, slot)
+        ]
+        return error_response(
+            "slot_filled",
+            "This slot was just taken by someone else.",
+            409,
+            alternatives=alternatives,
+        )
+    return created(payload, url_for("api.get_appointment", appointment_id=payload["id"]))
+
+
+@bp.get("/appointments/<int:appointment_id>")
+def get_appointment(appointment_id: int) -> Response:
+    return jsonify(appointment_json(get_or_404(Appointment, appointment_id)))
+
+
+@bp.post("/appointments/<int:appointment_id>/check-in")
+def check_in_appointment(appointment_id: int) -> Response:
+    appointment = check_in(get_or_404(Appointment, appointment_id), api_actor())
+    payload = appointment_json(appointment)
+    db.session.commit()
+    return jsonify(payload)
+
+
+@bp.post("/slots/<int:slot_id>/release")
+def release(slot_id: int) -> Response:
+    slot = get_or_404(Slot, slot_id)
+    release_slot(slot, api_actor(), reason="released through the API")
+    db.session.commit()
+    return jsonify(slot_json(db.session.get(Slot, slot_id)))
+
+
+@bp.get("/slots/<int:slot_id>/offers")
+def slot_offers(slot_id: int) -> Response:
+    get_or_404(Slot, slot_id)
+    offers = db.session.scalars(
+        sa.select(Offer).where(Offer.slot_id == slot_id).order_by(Offer.wave, Offer.id)
+    )
+    return jsonify([offer_json(o) for o in offers])
