@@ -65,14 +65,30 @@ def link_lifetime_end(slot_start: datetime) -> datetime:
     return slot_start + timedelta(days=current_app.config["PATIENT_LINK_GRACE_DAYS"])
 
 
+#: Appointment links outlive the visit: patients come back for receipts and calendars.
+APPOINTMENT_LINK_DAYS = 30
+
+
+def offer_token(offer_id: int, patient_id: int, slot_start: datetime) -> str:
+    """Return the signed token of an offer page for its patient."""
+    return make_token(LinkPurpose.OFFER, offer_id, patient_id, link_lifetime_end(slot_start))
+
+
+def appointment_token(appointment_id: int, patient_id: int, slot_start: datetime) -> str:
+    """Return the signed token of an appointment page for its patient."""
+    expires = slot_start + timedelta(days=APPOINTMENT_LINK_DAYS)
+    return make_token(LinkPurpose.APPOINTMENT, appointment_id, patient_id, expires)
+
+
+def _absolute(path: str) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}{path}"
+
+
 def offer_url(offer_id: int, patient_id: int, slot_start: datetime) -> str:
-    """Return the absolute URL of an offer page for its patient."""
-    token = make_token(LinkPurpose.OFFER, offer_id, patient_id, link_lifetime_end(slot_start))
-    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/o/{token}"
+    """Return the absolute URL of an offer page (for messages)."""
+    return _absolute(f"/o/{offer_token(offer_id, patient_id, slot_start)}")
 
 
 def appointment_url(appointment_id: int, patient_id: int, slot_start: datetime) -> str:
-    """Return the absolute URL of an appointment page for its patient."""
-    expires = slot_start + timedelta(days=30)
-    token = make_token(LinkPurpose.APPOINTMENT, appointment_id, patient_id, expires)
-    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/a/{token}"
+    """Return the absolute URL of an appointment page (for messages)."""
+    return _absolute(f"/a/{appointment_token(appointment_id, patient_id, slot_start)}")

@@ -6,7 +6,7 @@ Everything here only reads; the views in ``portal.web.patient`` decide and commi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,12 +23,11 @@ from portal.models.enums import (
     SlotStatus,
 )
 from portal.services.alternatives import Alternative
-from portal.services.links import LinkPurpose, make_token
+from portal.services.links import appointment_token
 from portal.services.timezones import shown_time
 from portal.web.ui import humanize_minutes, local_time
 
 #: How long an appointment link stays readable after the slot (as ``links.appointment_url``).
-APPOINTMENT_LINK_DAYS = 30
 
 
 class OfferState(StrEnum):
@@ -183,8 +182,7 @@ def pending_charge(offer: Offer) -> Charge | None:
 
 def appointment_path(appointment: Appointment) -> str:
     """Return the site-relative signed link to an appointment page."""
-    expires = appointment.slot.start_at + timedelta(days=APPOINTMENT_LINK_DAYS)
-    token = make_token(LinkPurpose.APPOINTMENT, appointment.id, appointment.patient_id, expires)
+    token = appointment_token(appointment.id, appointment.patient_id, appointment.slot.start_at)
     return url_for("patient.appointment", token=token)
 
 

@@ -46,8 +46,7 @@ def post_form(client: FlaskClient, page_url: str, action: str) -> object:
     return client.post(action, data={"csrf_token": token})
 
 
-@pytest.fixture
-def scene(app: object) -> Scene:
+def build_scene() -> Scene:
     """A 10:00 ET slot tomorrow offered to two patients in LA, and two alternatives."""
     clinic = f.location(
         name="Fifth Avenue",
@@ -68,3 +67,8 @@ def scene(app: object) -> Scene:
     offer_b = f.offer(slot=slot, entry=f.waitlist_entry(patient=b, slot=slot))
     db.session.commit()
     return Scene(slot, same, other, a, b, offer_a, offer_b)
+
+
+@pytest.fixture
+def scene(app: object) -> Scene:
+    return build_scene()

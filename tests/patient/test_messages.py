@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 
 from portal.db import db
@@ -84,3 +87,15 @@ def test_same_zone_leaves_out_the_clinic_time(scene: Scene) -> None:
         message = render_message(notification, channel)
         assert "clinic" not in message.body.lower().replace("call the clinic", "")
         assert "10:00" in message.body
+
+
+def test_clinic_time_names_its_date_when_the_day_differs(scene: Scene) -> None:
+    scene.patient_a.timezone = "Europe/Berlin"  # 10:00 ET is 16:00 in Berlin, same day
+    scene.slot.start_at = scene.slot.start_at + timedelta(hours=9)  # 19:00 ET = 01:00 CET
+    scene.slot.end_at = scene.slot.start_at + timedelta(minutes=30)
+    db.session.flush()
+
+    body = render_message(_notification(scene, Purpose.OFFER), Channel.SMS).body
+
+    assert "1:00AM CET" in body
+    assert re.search(r"\(\w{3}, \w{3} \d+ 7:00 PM EST clinic time\)", body), body
