@@ -45,13 +45,14 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.web import api, health, patient, staff, ui
+    from portal.web import api, health, patient, staff, twilio, ui
 
     ui.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(patient.bp)
+    app.register_blueprint(twilio.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -58,7 +58,7 @@ def outbox_command(as_json: bool, to: str | None, limit: int) -> None:
         return
     for row in rows:
         click.echo(
-            f"#{row['id']} {row['created_at']} {row['channel']:<5} {row['purpose']:<13} "
+            f"#{row['id']} {row['created_at']} {row['channel']:<5} {row['purpose'] or '-':<13} "
             f"{row['status']:<10} to {row['to']}"
         )
         click.echo(f"    {row['body'].splitlines()[0] if row['body'] else ''}")

@@ -35,6 +35,15 @@ DEFAULTS: dict[str, Any] = {
     "deposit_cents": 5000,
     # Quiet hours in the patient's zone: no SMS or calls between start and end.
     "quiet_hours": {"start": "21:00", "end": "08:00"},
+    # During quiet hours these purposes skip SMS and calls and go to email at once;
+    # every other purpose waits for the end of the quiet hours.
+    "quiet_hours_escalate": ["offer", "slot_filled", "hold"],
+    # Minutes to wait for a delivery receipt before a channel counts as silently failed.
+    "receipt_timeout_minutes": {"sms": 10, "voice": 10, "email": 30},
+    # Messages of one purpose a patient receives per local day ("default" for the rest).
+    "daily_purpose_cap": {"default": 5, "offer": 6, "slot_filled": 6, "confirmation": 10},
+    # Manual outreach raised when every channel failed: minutes until it is due.
+    "outreach_deadline_minutes": 60,
 }
 
 

@@ -1,19 +1,27 @@
-"""``GET /healthz``: is the database reachable, and is the job queue?"""
+"""Health probes: ``GET /livez`` (is the process serving?) and ``GET /healthz``
+(is the database reachable, and is the job queue?)."""
 
 from __future__ import annotations
 
 import logging
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from redis.exceptions import RedisError
 
-from portal.extensions import csrf, db
+from portal.extensions import csrf, db, limiter
 from portal.queue import redis_connection
 
 bp = Blueprint("health", __name__)
 csrf.exempt(bp)
 log = logging.getLogger(__name__)
+
+
+@bp.get("/livez")
+@limiter.exempt
+def livez() -> Response:
+    """Answer ``ok`` without touching the database or Redis (liveness, benchmark baseline)."""
+    return Response("ok", mimetype="text/plain")
 
 
 @bp.get("/healthz")

@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app, render_template
 
 from portal.db import db
-from portal.models import Appointment, Notification, Offer, Slot
+from portal.models import Appointment, Notification, Offer, Patient, Slot
 from portal.models.enums import Channel
 from portal.services.links import appointment_url, offer_url
 from portal.services.timezones import format_local, format_short, shown_time, to_local
@@ -65,6 +65,19 @@ def message_context(notification: Notification) -> dict[str, Any]:
     return ctx
 
 
+def patient_link(notification: Notification) -> str | None:
+    """Return the page the message points the patient to (offer or appointment), if any."""
+    patient = notification.patient
+    if notification.offer_id:
+        offer = db.session.get(Offer, notification.offer_id)
+        return offer_url(offer.id, patient.id, offer.slot.start_at) if offer else None
+    if notification.appointment_id:
+        appointment = db.session.get(Appointment, notification.appointment_id)
+        if appointment is not None:
+            return appointment_url(appointment.id, patient.id, appointment.slot.start_at)
+    return None
+
+
 def render_message(notification: Notification, channel: Channel) -> Message:
     """Render ``notification`` for ``channel``."""
     ctx = message_context(notification)
@@ -82,3 +95,21 @@ def render_message(notification: Notification, channel: Channel) -> Message:
         return Message(body=body)
     body = render_template(f"sms/{name}.txt", **ctx).strip()
     return Message(body=body, links=_URL.findall(body))
+
+
+def reply_context(patient: Patient, offer: Offer | None = None) -> dict[str, Any]:
+    """What the reply templates (texts and call prompts) may use."""
+    ctx: dict[str, Any] = {
+        "practice": current_app.config["PRACTICE_NAME"],
+        "first_name": patient.name.split()[0] if patient.name else "there",
+        "offer": offer,
+    }
+    if offer is not None:
+        ctx |= _slot_context(offer.slot, patient.timezone)
+        ctx["offer_link"] = offer_url(offer.id, patient.id, offer.slot.start_at)
+    return ctx
+
+
+def render_reply(template: str, patient: Patient, offer: Offer | None = None, **extra: Any) -> str:
+    """Render a short reply (``sms/…`` or ``voice/…``) for ``patient``."""
+    return render_template(template, **reply_context(patient, offer), **extra).strip()

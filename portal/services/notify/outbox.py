@@ -1,4 +1,11 @@
-"""The outbox backend: with no provider credentials, 'sending' stores the message here."""
+"""The outbox backend: with no provider credentials, 'sending' stores the message here.
+
+It stands in for Twilio (SMS, voice) and SMTP (email) and behaves like a provider
+that sends no receipts by itself: a developer marks a message delivered, failed,
+undelivered or unanswered on ``/staff/outbox``, which goes through exactly the code a
+provider callback takes (``receipts.apply_receipt``). Left alone, a message times out
+like a silent failure and the chain moves on.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,24 @@ import sqlalchemy as sa
 from portal.db import db
 from portal.models import Notification, NotificationAttempt, OutboxMessage
 from portal.models.enums import Channel
+from portal.services.errors import DomainError, NotFound
 from portal.services.notify.messages import Message
+from portal.services.notify.receipts import Receipt, apply_receipt
+
+#: What a developer may report for an outbox message, per channel.
+MARKS: dict[Channel, tuple[str, ...]] = {
+    Channel.SMS: ("delivered", "undelivered", "failed"),
+    Channel.EMAIL: ("delivered", "bounced", "failed"),
+    Channel.VOICE: ("delivered", "no-answer", "busy", "failed"),
+}
 
 
 class OutboxBackend:
     """Stores each message as an ``OutboxMessage`` row in the sending transaction."""
 
     name = "outbox"
+    transactional = True
+    final_on_accept = False
 
     def send(self, attempt: NotificationAttempt, to: str, message: Message) -> str:
         row = OutboxMessage(
@@ -30,7 +48,32 @@ class OutboxBackend:
         )
         db.session.add(row)
         db.session.flush()
-        return f"OB{row.id}"
+        return provider_id(row.id)
+
+
+def provider_id(message_id: int) -> str:
+    return f"OB{message_id}"
+
+
+def mark_outbox_message(message_id: int, status: str) -> str:
+    """Report a delivery outcome for an outbox message, as a provider would (flushes)."""
+    row = db.session.get(OutboxMessage, message_id)
+    if row is None:
+        raise NotFound("No such outbox message.", code="unknown_outbox_message")
+    if status not in MARKS.get(Channel(row.channel), ()):
+        raise DomainError(f"Cannot mark a {row.channel} message {status}.", code="bad_mark")
+    result = apply_receipt(
+        Receipt(
+            provider=OutboxBackend.name,
+            provider_id=provider_id(row.id),
+            status=status,
+            idempotency_key=f"outbox:{row.id}:{status}",
+            attempt_id=row.attempt_id,
+        )
+    )
+    if result not in ("duplicate", "ignored (already final)", "unmatched"):
+        row.status = status
+    return result
 
 
 def list_outbox(*, to: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -56,6 +99,7 @@ def list_outbox(*, to: str | None = None, limit: int = 200) -> list[dict[str, An
             "appointment_id": notification.appointment_id if notification else None,
             "notification_id": notification.id if notification else None,
             "attempt_id": attempt.id if attempt else None,
+            "attempt_status": attempt.status.value if attempt else None,
             "status": message.status,
             "subject": message.subject,
             "body": message.body,

@@ -45,6 +45,15 @@ def admin_required(view: Callable[P, R]) -> Callable[P, R]:
     return wrapped
 
 
-from portal.web.staff import auth, home  # noqa: E402  (views register on bp)
+from portal.web.staff import auth, day, home, outbox, patients  # noqa: E402  (views register on bp)
 
-__all__ = ["PUBLIC_ENDPOINTS", "admin_required", "auth", "bp", "home"]
+__all__ = [
+    "PUBLIC_ENDPOINTS",
+    "admin_required",
+    "auth",
+    "bp",
+    "day",
+    "home",
+    "outbox",
+    "patients",
+]

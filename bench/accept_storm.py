@@ -1,0 +1,460 @@
+"""Accept storm: N patients accept one broadcast offer at the same instant, over HTTP.
+
+Usage (from the project root)::
+
+    .venv/bin/python bench/accept_storm.py --patients 200 --rounds 5 --workers 4
+
+Engines as in the tests: TEST_DATABASE_URL / TEST_REDIS_URL when set, embedded ones
+otherwise. A fresh ``portal_bench`` database is built by the migrations (and dropped at
+the end); Redis jobs go to their own database (``--redis-db``, flushed at the end) so
+they never reach a test run's workers. The portal runs under gunicorn on 127.0.0.1.
+
+Each round builds one slot offered (broadcast) to N new waitlisted patients, opens the
+N offer pages (one cookie jar each), then fires the N accepts together and checks the
+invariant in PostgreSQL. Right after, ``GET /livez`` (no I/O) and ``GET /healthz`` (one
+database and one Redis round trip) are driven with the same concurrency, so each round
+quotes accept throughput as a ratio to the bare endpoint measured moments apart. The
+machine is shared and noisy: read the ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import math
+import os
+import re
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import requests  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from flask_migrate import upgrade  # noqa: E402
+from redis import Redis  # noqa: E402
+
+from portal import create_app  # noqa: E402
+from portal.config import _limiter_uri  # noqa: E402
+from portal.db import db, now_utc  # noqa: E402
+from portal.engines import create_fresh_database, drop_database, test_engines  # noqa: E402
+from portal.models import Appointment, Notification, Offer, OfferPolicy, Slot  # noqa: E402
+from portal.models.enums import (  # noqa: E402
+    INACTIVE_APPOINTMENT_STATUSES,
+    OfferMode,
+    OfferStatus,
+    Purpose,
+    SlotStatus,
+)
+from portal.services.filling import advance  # noqa: E402
+from portal.services.links import LinkPurpose, make_token  # noqa: E402
+from tests import factories as f  # noqa: E402
+from tests.e2e.server import gunicorn_server, log_tail  # noqa: E402
+
+DATABASE = "portal_bench"
+CATEGORY = "injectables"
+TIMEOUT = 60.0
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+# ------------------------------------------------------------------ measurements
+
+
+@dataclass
+class Burst:
+    """Responses of one burst of requests: status classes, latencies, wall time."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.wall if self.wall else 0.0
+
+    def add(self, status: int | None, latency: float) -> None:
+        self.statuses["err" if status is None else f"{status // 100}xx"] += 1
+        self.latencies.append(latency)
+
+    def pct(self, p: float) -> float:
+        """The ``p``-th percentile latency in milliseconds (nearest rank)."""
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)] if ordered else 0.0
+
+    def classes(self) -> str:
+        return " ".join(f"{k}={self.statuses[k]}" for k in ("2xx", "3xx", "4xx", "5xx", "err"))
+
+
+@dataclass
+class RoundResult:
+    number: int
+    setup: float
+    prefetch: float
+    accept: Burst
+    winners: int
+    invariant: list[str]  # what is wrong; empty when the invariant holds
+    livez: Burst
+    healthz: Burst
+
+    @property
+    def accept_to_livez(self) -> float:
+        return self.accept.throughput / self.livez.throughput
+
+    @property
+    def healthz_to_livez(self) -> float:
+        return self.healthz.throughput / self.livez.throughput
+
+
+def _timed(call: Callable[[], requests.Response]) -> tuple[int | None, float, float]:
+    """Run one request: (status or None on a client error, start, end)."""
+    start = time.perf_counter()
+    try:
+        status: int | None = call().status_code
+    except requests.RequestException:
+        status = None
+    return status, start, time.perf_counter()
+
+
+# ------------------------------------------------------------------------ rounds
+
+
+def build_round(patients: int) -> tuple[int, list[int], list[str]]:
+    """One slot broadcast to ``patients`` new waitlisted patients: (slot id, offer ids, tokens)."""
+    clinic = f.location(timezone="America/New_York")
+    practitioner = f.practitioner(location=clinic)
+    service = f.service(category=CATEGORY, duration_minutes=30)
+    start = (now_utc() + timedelta(days=1)).replace(second=0, microsecond=0)
+    slot = f.slot(start_at=start, practitioner=practitioner, service=service)
+    for hours in (2, 4):  # alternatives the losers are shown
+        f.slot(start_at=start + timedelta(hours=hours), practitioner=practitioner, service=service)
+    for _ in range(patients):
+        f.waitlist_entry(patient=f.patient(), slot=slot)
+    offers = advance(slot.id).offers
+    db.session.commit()
+    if len(offers) != patients:
+        raise RuntimeError(f"expected {patients} offers, the wave sent {len(offers)}")
+    expires = start + timedelta(days=2)
+    tokens = [make_token(LinkPurpose.OFFER, o.id, o.patient_id, expires) for o in offers]
+    return slot.id, [o.id for o in offers], tokens
+
+
+def accept_storm(base_url: str, tokens: list[str]) -> tuple[float, Burst, list[str]]:
+    """Open every offer page, then accept all at once: (prefetch seconds, burst, locations)."""
+    n = len(tokens)
+    sessions = [requests.Session() for _ in tokens]
+    released: list[float] = []
+    barrier = threading.Barrier(n, action=lambda: released.append(time.perf_counter()))
+    began = time.perf_counter()
+
+    def patient(i: int) -> tuple[int | None, float, float, str]:
+        session, token = sessions[i], tokens[i]
+        try:
+            page = session.get(f"{base_url}/o/{token}", timeout=TIMEOUT)
+            found = _CSRF.search(page.text) if page.status_code == 200 else None
+            csrf = found.group(1) if found else ""
+        except requests.RequestException:
+            csrf = ""
+        try:
+            barrier.wait(timeout=TIMEOUT * 2)
+        except threading.BrokenBarrierError:
+            return None, 0.0, 0.0, ""
+        location = ""
+
+        def post() -> requests.Response:
+            nonlocal location
+            resp = session.post(
+                f"{base_url}/o/{token}/accept",
+                data={"csrf_token": csrf},
+                allow_redirects=False,
+                timeout=TIMEOUT,
+            )
+            location = resp.headers.get("Location", "")
+            return resp
+
+        status, start, end = _timed(post)
+        return status, start, end, location
+
+    try:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            results = list(pool.map(patient, range(n)))
+    finally:
+        for session in sessions:
+            session.close()
+    if not released:
+        raise RuntimeError("the patients never all reached the start line")
+    burst = Burst()
+    for status, start, end, _ in results:
+        burst.add(status, end - start)
+    burst.wall = max(end for _, _, end, _ in results) - released[0]
+    return released[0] - began, burst, [loc for *_, loc in results]
+
+
+def probe(url: str, concurrency: int, total: int) -> Burst:
+    """``total`` GETs of ``url`` from ``concurrency`` keep-alive clients started together."""
+    remaining = iter(range(total))
+    lock = threading.Lock()
+    barrier = threading.Barrier(concurrency)
+
+    def client() -> list[tuple[int | None, float, float]]:
+        done: list[tuple[int | None, float, float]] = []
+        with requests.Session() as session:
+            barrier.wait(timeout=TIMEOUT)
+            while True:
+                with lock:
+                    if next(remaining, None) is None:
+                        return done
+                done.append(_timed(lambda: session.get(url, timeout=TIMEOUT)))
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(client) for _ in range(concurrency)]
+        results = [r for fut in futures for r in fut.result()]
+    burst = Burst()
+    for status, start, end in results:
+        burst.add(status, end - start)
+    burst.wall = max(e for _, _, e in results) - min(s for _, s, _ in results)
+    return burst
+
+
+def check_invariant(slot_id: int, offer_ids: list[int], winner_locations: int) -> list[str]:
+    """What is wrong with the slot after the storm (empty list: all good)."""
+    db.session.rollback()
+    problems = []
+    if db.session.scalar(sa.select(Slot.status).where(Slot.id == slot_id)) != SlotStatus.BOOKED:
+        problems.append("slot not booked")
+    active = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Appointment)
+        .where(
+            Appointment.slot_id == slot_id,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+        )
+    )
+    if active != 1:
+        problems.append(f"{active} active appointments")
+    offers = Counter(
+        db.session.scalars(sa.select(Offer.status).where(Offer.slot_id == slot_id)).all()
+    )
+    losers = len(offer_ids) - 1
+    expected = Counter({OfferStatus.ACCEPTED: 1, OfferStatus.WITHDRAWN: losers})
+    if offers != expected:
+        problems.append(f"offers {dict(offers)}")
+    told = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Notification)
+        .where(Notification.purpose == Purpose.SLOT_FILLED, Notification.offer_id.in_(offer_ids))
+    )
+    if told != losers:
+        problems.append(f"{told} slot_filled notifications for {losers} losers")
+    if winner_locations != 1:
+        problems.append(f"{winner_locations} redirects to an appointment page")
+    return problems
+
+
+def run_round(number: int, base_url: str, patients: int, probe_requests: int) -> RoundResult:
+    """Build, storm, check, then probe the bare and health endpoints."""
+    began = time.perf_counter()
+    slot_id, offer_ids, tokens = build_round(patients)
+    setup = time.perf_counter() - began
+    prefetch, burst, locations = accept_storm(base_url, tokens)
+    winners = sum(1 for loc in locations if loc.startswith("/a/"))
+    problems = check_invariant(slot_id, offer_ids, winners)
+    livez = probe(f"{base_url}/livez", patients, probe_requests)
+    healthz = probe(f"{base_url}/healthz", patients, probe_requests)
+    return RoundResult(number, setup, prefetch, burst, winners, problems, livez, healthz)
+
+
+# ---------------------------------------------------------------------- printing
+
+
+def print_round(r: RoundResult, rounds: int) -> None:
+    a = r.accept
+    verdict = "ok" if not r.invariant else "FAILED: " + "; ".join(r.invariant)
+    print(
+        f"round {r.number}/{rounds}: setup {r.setup:.1f} s, {a.count} offer pages {r.prefetch:.1f} s"
+    )
+    print(
+        f"  accept x{a.count}: winners={r.winners} {a.classes()} "
+        f"p50={a.pct(50):.0f}ms p99={a.pct(99):.0f}ms "
+        f"burst {a.wall:.2f} s = {a.throughput:.0f}/s  invariant {verdict}"
+    )
+    for name, b in (("livez", r.livez), ("healthz", r.healthz)):
+        print(
+            f"  GET /{name:<7} x{b.count}: {b.classes()} p50={b.pct(50):.0f}ms "
+            f"p99={b.pct(99):.0f}ms  {b.throughput:.0f}/s"
+        )
+    print(
+        f"  ratio accept:livez = {r.accept_to_livez:.3f}   healthz:livez = {r.healthz_to_livez:.3f}",
+        flush=True,
+    )
+
+
+def print_summary(results: list[RoundResult], patients: int) -> None:
+    print(f"\nsummary ({patients} simultaneous accepts per round; throughput in requests/s)")
+    header = (
+        f"{'round':>5} {'win':>3} {'2xx':>4} {'3xx':>4} {'4xx':>4} {'5xx':>4} {'err':>4} "
+        f"{'p50ms':>6} {'p99ms':>6} {'accept/s':>8} {'livez/s':>8} {'healthz/s':>9} "
+        f"{'acc:livez':>9} {'hz:livez':>8}  invariant"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        s = r.accept.statuses
+        print(
+            f"{r.number:>5} {r.winners:>3} {s['2xx']:>4} {s['3xx']:>4} {s['4xx']:>4} {s['5xx']:>4} "
+            f"{s['err']:>4} {r.accept.pct(50):>6.0f} {r.accept.pct(99):>6.0f} "
+            f"{r.accept.throughput:>8.0f} {r.livez.throughput:>8.0f} {r.healthz.throughput:>9.0f} "
+            f"{r.accept_to_livez:>9.3f} {r.healthz_to_livez:>8.3f}  "
+            f"{'ok' if not r.invariant else 'FAILED'}"
+        )
+    med = statistics.median
+    print("-" * len(header))
+    print(
+        f"{'median':>5} {'':>3} {'':>4} {'':>4} {'':>4} {'':>4} {'':>4} "
+        f"{med(r.accept.pct(50) for r in results):>6.0f} "
+        f"{med(r.accept.pct(99) for r in results):>6.0f} "
+        f"{med(r.accept.throughput for r in results):>8.0f} "
+        f"{med(r.livez.throughput for r in results):>8.0f} "
+        f"{med(r.healthz.throughput for r in results):>9.0f} "
+        f"{med(r.accept_to_livez for r in results):>9.3f} "
+        f"{med(r.healthz_to_livez for r in results):>8.3f}"
+    )
+
+
+# ------------------------------------------------------------------------- setup
+
+
+def bench_redis_url(redis_url: str, db_index: int) -> str:
+    """The same Redis server, database ``db_index``: the bench's jobs stay out of the tests'."""
+    parts = urlsplit(redis_url)
+    if parts.scheme == "unix":  # unix:///path/redis.sock?db=N (urlunsplit would drop the //)
+        path, _, query = redis_url.partition("?")
+        kept = [q for q in query.split("&") if q and not q.startswith("db=")]
+        return f"{path}?{'&'.join([*kept, f'db={db_index}'])}"
+    return urlunsplit(parts._replace(path=f"/{db_index}"))
+
+
+@contextlib.contextmanager
+def bench_database(server_url: str, redis_url: str, secret: str, keep: bool) -> Iterator[str]:
+    """Create and migrate a fresh ``portal_bench``; yield its URL inside an app context."""
+    url = create_fresh_database(server_url, DATABASE)
+    app = create_app(
+        {
+            "SECRET_KEY": secret,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "REDIS_URL": redis_url,
+            "RATELIMIT_STORAGE_URI": _limiter_uri(redis_url),
+            "PUBLIC_BASE_URL": "http://127.0.0.1",
+        }
+    )
+    try:
+        with app.app_context():
+            # alembic.ini's fileConfig logs every step at INFO to stderr; keep the output clean.
+            with contextlib.redirect_stderr(io.StringIO()):
+                upgrade(directory=str(PROJECT_ROOT / "migrations"))
+            db.session.add(OfferPolicy(category=CATEGORY, mode=OfferMode.BROADCAST))
+            db.session.commit()
+            yield url
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if not keep:
+            drop_database(server_url, DATABASE)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds the context managers: gunicorn and the engines stop
+
+
+def _flush(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        client.flushdb()  # only the bench's own jobs live in this database
+    finally:
+        client.close()
+
+
+def run(args: argparse.Namespace) -> list[RoundResult]:
+    """Start the engines, the database and gunicorn; run the rounds; tear it all down."""
+    secret = secrets.token_urlsafe(48)
+    results: list[RoundResult] = []
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accept-storm-")))
+        server_url, test_redis = stack.enter_context(test_engines(tmp / "engines"))
+        redis_url = bench_redis_url(test_redis, args.redis_db)
+        stack.callback(_flush, redis_url)
+        database_url = stack.enter_context(
+            bench_database(server_url, redis_url, secret, args.keep_db)
+        )
+        log = tmp / "gunicorn.log"
+        base_url = stack.enter_context(
+            gunicorn_server(
+                database_url,
+                redis_url,
+                secret,
+                workers=args.workers,
+                threads=args.threads,
+                log_path=log,
+            )
+        )
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(
+            f"accept storm: {args.patients} patients x {args.rounds} rounds; gunicorn "
+            f"{args.workers} workers x {args.threads} threads at {base_url}; "
+            f"{os.cpu_count()} CPUs, load {load}",
+            flush=True,
+        )
+        probe(f"{base_url}/livez", args.patients, args.patients)  # warm-up
+        for number in range(1, args.rounds + 1):
+            results.append(run_round(number, base_url, args.patients, args.probe_requests))
+            print_round(results[-1], args.rounds)
+        if any(r.accept.statuses["5xx"] for r in results):
+            print("\n--- gunicorn log (tail) ---\n" + log_tail(log), file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench; exit status 1 if any round broke the invariant or answered 5xx."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=200, help="simultaneous accepts")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument("--probe-requests", type=int, default=2000, help="GETs per probe")
+    parser.add_argument("--redis-db", type=int, default=15, help="Redis db for the bench's jobs")
+    parser.add_argument("--keep-db", action="store_true", help=f"keep the {DATABASE} database")
+    args = parser.parse_args(argv)
+    if not 2 <= args.patients <= 1000 or not 1 <= args.rounds <= 50:
+        parser.error("--patients must be 2..1000 and --rounds 1..50")
+    if not 1 <= args.probe_requests <= 100_000:
+        parser.error("--probe-requests must be 1..100000")
+
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    results = run(args)
+    print_summary(results, args.patients)
+    failed = any(r.invariant or r.accept.statuses["5xx"] for r in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""The delivery chain as a state machine over ``NotificationAttempt`` rows.
+
+An attempt moves ``queued → sending → sent → delivered`` or ends in a failure
+(``failed``, ``undelivered``, ``bounced``, ``no_answer``, ``busy``, ``canceled``,
+``skipped``, ``timed_out``). A failure adds the attempt on the next usable channel in
+the same transaction; one attempt per channel per message is a database constraint.
+The chain ends delivered, cancelled (no longer relevant), or exhausted: an outreach
+task for staff, the patient's waitlist entries unreachable and a flag raised.
+
+Everything here flushes; the caller commits. Logs carry ids only.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from portal.db import db
+from portal.models import (
+    Notification,
+    NotificationAttempt,
+    Offer,
+    OutreachTask,
+    Patient,
+    PatientFlag,
+    WaitlistEntry,
+)
+from portal.models.enums import (
+    FINAL_ATTEMPT_STATUSES,
+    AttemptStatus,
+    Channel,
+    FlagKind,
+    NotificationStatus,
+    OfferStatus,
+    OutreachPriority,
+    Purpose,
+    WaitlistStatus,
+)
+from portal.queue import enqueue_after_commit
+from portal.services.audit import SYSTEM, Actor, record
+from portal.services.notify.messages import patient_link
+from portal.services.notify.policy import (
+    INVALID_PHONE,
+    PHONE_CHANNELS,
+    channels_after,
+    escalates_in_quiet_hours,
+    quiet_until,
+    unusable_reason,
+)
+from portal.services.settings import get_setting
+
+log = logging.getLogger(__name__)
+
+#: Attempts that still stand a chance: while one exists the chain does not move on.
+LIVE_STATUSES = frozenset(
+    {AttemptStatus.QUEUED, AttemptStatus.SENDING, AttemptStatus.SENT, AttemptStatus.DELIVERED}
+)
+
+
+def still_relevant(notification: Notification, now: datetime) -> bool:
+    """An offer message is pointless once the offer cannot be answered any more."""
+    if notification.purpose == Purpose.OFFER and notification.offer_id:
+        offer = db.session.get(Offer, notification.offer_id)
+        return (
+            offer is not None
+            and offer.status == OfferStatus.PENDING
+            and offer.window_expires_at > now
+        )
+    return True
+
+
+def plan_next(
+    notification: Notification, after: Channel | None, now: datetime
+) -> NotificationAttempt | None:
+    """Add the attempt on the next channel able to carry the message (recording skips)."""
+    if not still_relevant(notification, now):
+        cancel_notification(notification, "no longer relevant", now)
+        return None
+    patient = notification.patient
+    taken = set(
+        db.session.scalars(
+            sa.select(NotificationAttempt.channel).where(
+                NotificationAttempt.notification_id == notification.id
+            )
+        )
+    )
+    for channel in channels_after(after):
+        if channel in taken:
+            continue
+        if channel == Channel.MANUAL:
+            return exhaust(notification, now)
+        reason = unusable_reason(channel, patient)
+        if reason is not None:
+            _add(notification, channel, now, skipped=reason)
+            if reason == INVALID_PHONE:
+                flag_invalid_phone(patient, "No valid phone number: texts and calls are skipped.")
+            continue
+        if channel in PHONE_CHANNELS and (until := quiet_until(now, patient.timezone)):
+            if escalates_in_quiet_hours(notification.purpose):
+                _add(notification, channel, now, skipped="quiet hours in the patient's zone")
+                continue
+            return _add(notification, channel, now, not_before=until)
+        return _add(notification, channel, now)
+    return None
+
+
+def _add(
+    notification: Notification,
+    channel: Channel,
+    now: datetime,
+    *,
+    skipped: str | None = None,
+    not_before: datetime | None = None,
+) -> NotificationAttempt:
+    attempt = NotificationAttempt(
+        notification_id=notification.id,
+        patient_id=notification.patient_id,
+        purpose=notification.purpose,
+        channel=channel,
+        status=AttemptStatus.SKIPPED if skipped else AttemptStatus.QUEUED,
+        failure_reason=skipped,
+        failed_at=now if skipped else None,
+        not_before=not_before or now,
+    )
+    db.session.add(attempt)
+    db.session.flush()
+    if skipped:
+        log.info("notification %s: %s skipped (%s)", notification.id, channel.value, skipped)
+    else:
+        enqueue_send(attempt, now)
+    return attempt
+
+
+def enqueue_send(attempt: NotificationAttempt, now: datetime) -> None:
+    """Send ``attempt`` from a job once this transaction commits (at its not-before time)."""
+    from jobs.notify import SEND_RETRY, SEND_TIMEOUT, send_attempt, send_job_id
+
+    at = attempt.not_before if attempt.not_before > now else None
+    job_id = send_job_id(attempt.id)
+    if at is not None:  # never reuse the id of a job that may still be running
+        job_id += f"-at-{int(at.timestamp())}"
+    enqueue_after_commit(
+        db.session,
+        send_attempt,
+        attempt.id,
+        queue="notifications",
+        at=at,
+        retry=SEND_RETRY,
+        job_id=job_id,
+        job_timeout=SEND_TIMEOUT,
+    )
+
+
+def fail_attempt(
+    attempt: NotificationAttempt, status: AttemptStatus, reason: str, now: datetime
+) -> NotificationAttempt | None:
+    """End ``attempt`` in a failure and move the chain on; return the next attempt if any."""
+    assert status in FINAL_ATTEMPT_STATUSES and status != AttemptStatus.DELIVERED
+    attempt.status = status
+    attempt.failure_reason = reason[:200]
+    attempt.failed_at = now
+    db.session.flush()
+    log.info("attempt %s (%s): %s", attempt.id, attempt.channel.value, status.value)
+    notification = _locked_notification(attempt.notification_id)
+    if notification.status != NotificationStatus.PENDING or _has_live_attempt(notification):
+        return None
+    return plan_next(notification, attempt.channel, now)
+
+
+def deliver_attempt(attempt: NotificationAttempt, now: datetime) -> None:
+    """Mark ``attempt`` delivered: the message is done, later queued attempts are dropped."""
+    attempt.status = AttemptStatus.DELIVERED
+    attempt.delivered_at = now
+    db.session.flush()
+    log.info("attempt %s (%s): delivered", attempt.id, attempt.channel.value)
+    notification = _locked_notification(attempt.notification_id)
+    db.session.execute(
+        sa.update(NotificationAttempt)
+        .where(
+            NotificationAttempt.notification_id == notification.id,
+            NotificationAttempt.status == AttemptStatus.QUEUED,
+        )
+        .values(
+            status=AttemptStatus.CANCELED,
+            failure_reason=f"delivered by {attempt.channel.value}",
+            failed_at=now,
+            updated_at=now,
+        )
+    )
+    if notification.status == NotificationStatus.PENDING:
+        notification.status = NotificationStatus.DELIVERED
+        notification.completed_at = now
+        record(SYSTEM, "notification.delivered", notification, after={"channel": attempt.channel})
+
+
+def cancel_notification(notification: Notification, reason: str, now: datetime) -> None:
+    """Stop a chain whose message no longer matters (e.g. the offer was taken)."""
+    if notification.status != NotificationStatus.PENDING:
+        return
+    notification.status = NotificationStatus.CANCELLED
+    notification.completed_at = now
+    log.info("notification %s cancelled (%s)", notification.id, reason)
+    record(SYSTEM, "notification.cancelled", notification, after={"reason": reason})
+
+
+def exhaust(notification: Notification, now: datetime) -> NotificationAttempt:
+    """No channel reached the patient: raise a manual outreach task and flag them."""
+    attempt = NotificationAttempt(
+        notification_id=notification.id,
+        patient_id=notification.patient_id,
+        purpose=notification.purpose,
+        channel=Channel.MANUAL,
+        status=AttemptStatus.SENT,
+        provider="staff",
+        fallback_link=patient_link(notification),
+        not_before=now,
+        claimed_at=now,
+        sent_at=now,
+    )
+    db.session.add(attempt)
+    db.session.execute(
+        insert(OutreachTask)
+        .values(
+            patient_id=notification.patient_id,
+            notification_id=notification.id,
+            offer_id=notification.offer_id,
+            appointment_id=notification.appointment_id,
+            reason=f"No channel reached the patient about: {notification.purpose.value}",
+            priority=OutreachPriority.HIGH,
+            deadline_at=now + timedelta(minutes=get_setting("outreach_deadline_minutes")),
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[OutreachTask.notification_id])
+    )
+    notification.status = NotificationStatus.EXHAUSTED
+    notification.completed_at = now
+    db.session.flush()
+    log.warning(
+        "notification %s exhausted: outreach task for patient %s",
+        notification.id,
+        notification.patient_id,
+    )
+    record(SYSTEM, "notification.exhausted", notification, after={"outreach": True})
+    mark_unreachable(notification.patient, now)
+    return attempt
+
+
+def mark_unreachable(patient: Patient, now: datetime) -> None:
+    """Every channel failed: the patient's active entries pause and a flag is raised."""
+    entry_ids = db.session.scalars(
+        sa.update(WaitlistEntry)
+        .where(
+            WaitlistEntry.patient_id == patient.id, WaitlistEntry.status == WaitlistStatus.ACTIVE
+        )
+        .values(status=WaitlistStatus.UNREACHABLE, updated_at=now)
+        .returning(WaitlistEntry.id)
+    ).all()
+    for entry_id in entry_ids:
+        entry = db.session.get(WaitlistEntry, entry_id)
+        record(SYSTEM, "waitlist.unreachable", entry, after={"status": "unreachable"})
+    raise_flag(patient, FlagKind.UNREACHABLE, "No channel reached the patient; see the timeline.")
+
+
+def flag_invalid_phone(patient: Patient, notes: str) -> None:
+    raise_flag(patient, FlagKind.INVALID_PHONE, notes)
+
+
+def raise_flag(patient: Patient, kind: FlagKind, notes: str, actor: Actor = SYSTEM) -> None:
+    """Open a flag of ``kind`` unless one is already open (a partial unique index)."""
+    flag_id = db.session.scalar(
+        insert(PatientFlag)
+        .values(patient_id=patient.id, kind=kind, notes=notes)
+        .on_conflict_do_nothing(
+            index_elements=[PatientFlag.patient_id, PatientFlag.kind],
+            index_where=PatientFlag.resolved_at.is_(None),
+        )
+        .returning(PatientFlag.id)
+    )
+    if flag_id is not None:
+        log.info("patient %s flagged %s", patient.id, kind.value)
+        record(actor, "patient.flagged", db.session.get(PatientFlag, flag_id), after={"kind": kind})
+
+
+def _locked_notification(notification_id: int) -> Notification:
+    return db.session.scalars(
+        sa.select(Notification)
+        .where(Notification.id == notification_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _has_live_attempt(notification: Notification) -> bool:
+    return bool(
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(NotificationAttempt)
+            .where(
+                NotificationAttempt.notification_id == notification.id,
+                NotificationAttempt.channel != Channel.MANUAL,
+                NotificationAttempt.status.in_(LIVE_STATUSES),
+            )
+        )
+    )

@@ -1,0 +1,241 @@
+"""The day view and the slot panel: one location's local day, and acting on one slot.
+
+Each day-view row expands (htmx) into the slot panel; without JavaScript it links to
+the slot page, which shows the same panel. A POST calls one service and commits once;
+htmx gets the re-rendered panel back (inside its day-view row when that is what it
+targets), anything else a 303 to the page it came from. Outcomes are flash messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from portal.db import db
+from portal.extensions import htmx
+from portal.models import Location, Offer, Patient, Slot
+from portal.models.enums import AppointmentSource
+from portal.services import booking, dayview, staffops
+from portal.services.audit import Actor
+from portal.services.errors import DomainError
+from portal.services.phones import mask_phone
+from portal.web.staff import bp
+from portal.web.staff.auth import safe_next
+from portal.web.ui import local_time
+
+#: Dates the day view accepts; anything else is a typo, not a request.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+
+#: PostgreSQL's unique-violation, deadlock and serialization failures: someone else won.
+_RACE_SQLSTATES = frozenset({"23505", "40P01", "40001"})
+
+
+# --- the day view ------------------------------------------------------------------
+
+
+@bp.get("/day")
+def day() -> ResponseReturnValue:
+    """List one location's slots for one local day, with filling state per open slot."""
+    locations = list(db.session.scalars(sa.select(Location).order_by(Location.name, Location.id)))
+    if not locations:
+        return render_template("staff/day.html", location=None, locations=[])
+    location = _chosen_location(locations)
+    today = dayview.local_today(location.timezone)
+    shown = _chosen_day(today)
+    slots = dayview.slots_for_local_day(location, shown)
+    return render_template(
+        "staff/day.html",
+        locations=locations,
+        location=location,
+        local_day=dayview.LocationDay(location, shown, slots),
+        today=today,
+        prev_day=shown - timedelta(days=1) if shown > FIRST_DAY else None,
+        next_day=shown + timedelta(days=1) if shown < LAST_DAY else None,
+        extras=staffops.row_extras([s.slot_id for s in slots]),
+        tz=location.timezone,
+    )
+
+
+def _chosen_location(locations: list[Location]) -> Location:
+    raw = request.args.get("location", "")
+    if not raw:
+        return locations[0]
+    for location in locations:
+        if raw == str(location.id):
+            return location
+    flash(f"That location wasn't found; showing {locations[0].name}.", "warning")
+    return locations[0]
+
+
+def _chosen_day(today: date) -> date:
+    raw = request.args.get("date", "")
+    if not raw:
+        return today
+    try:
+        chosen = date.fromisoformat(raw)
+    except ValueError:
+        chosen = None
+    if chosen is None or not FIRST_DAY <= chosen <= LAST_DAY:
+        flash("That date wasn't valid (use YYYY-MM-DD); showing today.", "warning")
+        return today
+    return chosen
+
+
+def _day_url(slot: Slot) -> str:
+    local_day = local_time(slot.start_at, slot.location.timezone, "%Y-%m-%d")
+    return url_for("staff.day", location=slot.location_id, date=local_day)
+
+
+# --- the slot page / panel ---------------------------------------------------------
+
+
+@bp.get("/slots/<int:slot_id>")
+def slot(slot_id: int) -> ResponseReturnValue:
+    """Show a slot: the page, the panel (htmx), or its day-view row expanded or folded."""
+    found = _get_slot(slot_id)
+    if htmx and request.args.get("collapse"):
+        return _render_day_row(found, expanded=False)
+    return _render_slot(found)
+
+
+def _get_slot(slot_id: int) -> Slot:
+    found = db.session.get(Slot, slot_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _panel_context(found: Slot) -> dict[str, Any]:
+    query = request.args.get("q", "")
+    return {
+        "panel": staffops.slot_panel(found),
+        "tz": found.location.timezone,
+        "q": query,
+        "patients": staffops.search_patients(query),
+        "mask_phone": mask_phone,
+        "day_url": _day_url(found),
+    }
+
+
+def _render_slot(found: Slot) -> ResponseReturnValue:
+    if not htmx:
+        return render_template("staff/slot.html", **_panel_context(found))
+    if htmx.target == f"slot-{found.id}":
+        return _render_day_row(found, expanded=True)
+    return render_template("staff/_slot_panel.html", fragment=True, **_panel_context(found))
+
+
+def _render_day_row(found: Slot, *, expanded: bool) -> ResponseReturnValue:
+    """Render the slot's ``<tbody>`` in the day view, with the panel under it if expanded."""
+    local_day = dayview.local_today(found.location.timezone, found.start_at)
+    rows = dayview.slots_for_local_day(found.location, local_day)
+    row = next(r for r in rows if r.slot_id == found.id)
+    context = _panel_context(found) if expanded else {"tz": found.location.timezone}
+    return render_template(
+        "staff/_slot_panel.html",
+        as_row=True,
+        expanded=expanded,
+        fragment=True,
+        row=row,
+        extras=staffops.row_extras([found.id])[found.id],
+        **context,
+    )
+
+
+# --- acting on a slot --------------------------------------------------------------
+
+
+def _act(slot_id: int, action: Callable[[Slot, Actor], str]) -> ResponseReturnValue:
+    """Run ``action`` and commit, or roll back and show why; then answer htmx or redirect."""
+    found = _get_slot(slot_id)
+    try:
+        message = action(found, Actor.staff(current_user))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    except sa.exc.DBAPIError as exc:
+        db.session.rollback()
+        if getattr(exc.orig, "sqlstate", None) not in _RACE_SQLSTATES:
+            raise
+        flash(booking.SlotTaken.default_message, "error")
+    else:
+        flash(message, "success")
+    if htmx:
+        return _render_slot(_get_slot(slot_id))
+    back = safe_next(request.form.get("next")) or url_for("staff.slot", slot_id=slot_id)
+    return redirect(back, 303)
+
+
+@bp.post("/slots/<int:slot_id>/book")
+def book_slot(slot_id: int) -> ResponseReturnValue:
+    """Book the slot for the chosen patient, withdrawing any pending offers."""
+    patient_id = request.form.get("patient_id", type=int)
+    patient = db.session.get(Patient, patient_id) if patient_id else None
+
+    def book(found: Slot, actor: Actor) -> str:
+        if patient is None:
+            raise DomainError("Choose a patient to book.", code="patient_required")
+        booking.book_slot(found.id, patient, source=AppointmentSource.STAFF, actor=actor)
+        return f"Booked {patient.name} for {local_time(found.start_at, found.location.timezone)}."
+
+    return _act(slot_id, book)
+
+
+@bp.post("/slots/<int:slot_id>/release")
+def release_slot(slot_id: int) -> ResponseReturnValue:
+    """Cancel the slot's booking and offer the slot to the waitlist."""
+
+    def release(found: Slot, actor: Actor) -> str:
+        staffops.release_booked_slot(found, actor)
+        return "Slot released: the booking is cancelled and the waitlist is being asked."
+
+    return _act(slot_id, release)
+
+
+@bp.post("/slots/<int:slot_id>/hold/complete")
+def complete_hold(slot_id: int) -> ResponseReturnValue:
+    """Record the held patient's deposit or prepayment as collected, booking the slot."""
+    offer_id = request.form.get("offer_id", type=int)
+
+    def complete(found: Slot, actor: Actor) -> str:
+        offer = db.session.get(Offer, offer_id) if offer_id else None
+        if offer is None or offer.slot_id != found.id or found.hold_offer_id != offer.id:
+            raise DomainError("This hold has ended; nothing was collected.", code="hold_gone")
+        booking.complete_hold(offer.id, actor=actor)
+        return f"Payment recorded: {offer.patient.name} is booked."
+
+    return _act(slot_id, complete)
+
+
+@bp.post("/slots/<int:slot_id>/restart-filling")
+def restart_filling(slot_id: int) -> ResponseReturnValue:
+    """Ask the waitlist again for an open slot where nobody was left to ask."""
+
+    def restart(found: Slot, actor: Actor) -> str:
+        staffops.restart_filling(found, actor)
+        return "Filling restarted: matching waitlist patients will be offered this slot."
+
+    return _act(slot_id, restart)
+
+
+# --- patient picker ----------------------------------------------------------------
+
+
+@bp.get("/patients/search")
+def patient_search() -> ResponseReturnValue:
+    """Return ``<option>``s for patients matching ``q`` (name, phone or email)."""
+    query = request.args.get("q", "")
+    return render_template(
+        "staff/_patient_options.html",
+        q=query,
+        patients=staffops.search_patients(query),
+        mask_phone=mask_phone,
+    )

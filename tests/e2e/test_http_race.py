@@ -1,0 +1,295 @@
+"""Forty patients accept one broadcast offer at the same instant, over real HTTP.
+
+The portal runs under gunicorn (4 worker processes × 4 threads) on the test database,
+so the race is decided by PostgreSQL between separate processes, as in production.
+Every patient has its own cookie jar: it opens its offer page (for the CSRF token),
+waits at a barrier with the others, then taps "Book this time".
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import requests
+import sqlalchemy as sa
+from flask import Flask
+
+from portal.db import db, now_utc
+from portal.models import Appointment, Notification, Offer, OfferPolicy, Slot
+from portal.models.enums import (
+    INACTIVE_APPOINTMENT_STATUSES,
+    AppointmentSource,
+    OfferMode,
+    OfferStatus,
+    Purpose,
+    SlotStatus,
+)
+from portal.services.filling import advance
+from portal.services.links import LinkPurpose, make_token
+from tests import factories as f
+from tests.conftest import TEST_SECRET, csrf_token_from
+from tests.e2e.server import gunicorn_server, log_tail
+
+pytestmark = pytest.mark.slow
+
+PATIENTS = 40
+ROUNDS = 2
+CATEGORY = "injectables"
+TIMEOUT = 30.0
+M = TypeVar("M")
+_ALTERNATIVE_FORM = re.compile(r'<form method="post" action="([^"]*/alternatives/(\d+))"')
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a patient's browser saw (redirects not followed)."""
+
+    status: int
+    location: str
+    body: str
+
+    @classmethod
+    def of(cls, resp: requests.Response) -> Reply:
+        return cls(resp.status_code, resp.headers.get("Location", ""), resp.text)
+
+    def alternative_ids(self, token: str) -> set[int]:
+        """Slot ids this page offers to book, from forms posting to this patient's link."""
+        return {
+            int(slot_id)
+            for action, slot_id in _ALTERNATIVE_FORM.findall(self.body)
+            if action == f"/o/{token}/alternatives/{slot_id}"
+        }
+
+
+@dataclass
+class Scene:
+    slot: Slot
+    alternatives: list[Slot]
+    offers: list[Offer]
+    tokens: list[str]  # tokens[i] opens offers[i]
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gunicorn") / "error.log"
+
+
+@pytest.fixture(scope="module")
+def live_url(
+    app: Flask, database_url: str, engine_urls: tuple[str, str], server_log: Path
+) -> Iterator[str]:
+    """gunicorn serving the session's (migrated) test database; ``app`` ran the migrations."""
+    with gunicorn_server(
+        database_url, engine_urls[1], TEST_SECRET, workers=4, threads=4, log_path=server_log
+    ) as url:
+        yield url
+
+
+def build_scene(patients: int) -> Scene:
+    """One slot broadcast to ``patients`` waitlisted patients, and two open alternatives."""
+    clinic = f.location(timezone="America/New_York")
+    practitioner = f.practitioner(location=clinic)
+    service = f.service(category=CATEGORY, duration_minutes=30)
+    start = (now_utc() + timedelta(days=1)).replace(second=0, microsecond=0)
+    slot = f.slot(start_at=start, practitioner=practitioner, service=service)
+    alternatives = [
+        f.slot(start_at=start + timedelta(hours=hours), practitioner=practitioner, service=service)
+        for hours in (2, 4)
+    ]
+    for _ in range(patients):
+        f.waitlist_entry(patient=f.patient(), slot=slot)
+    offers = advance(slot.id).offers
+    assert len(offers) == patients, "broadcast mode offers the slot to everyone matching"
+    db.session.commit()
+    tokens = [
+        make_token(LinkPurpose.OFFER, o.id, o.patient_id, start + timedelta(days=2)) for o in offers
+    ]
+    return Scene(slot, alternatives, offers, tokens)
+
+
+def race(
+    sessions: list[requests.Session],
+    prepare: Callable[[int, requests.Session], str],
+    fire: Callable[[int, requests.Session, str], requests.Response],
+) -> list[Reply]:
+    """Run ``prepare`` per session, then ``fire`` them all at once (a barrier in between)."""
+    barrier = threading.Barrier(len(sessions))
+
+    def one(i: int) -> Reply:
+        try:
+            prepared = prepare(i, sessions[i])
+            barrier.wait(timeout=TIMEOUT)
+        except BaseException:
+            barrier.abort()  # release the others rather than leave them waiting
+            raise
+        return Reply.of(fire(i, sessions[i], prepared))
+
+    with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+        return list(pool.map(one, range(len(sessions))))
+
+
+def accept_storm(base_url: str, tokens: list[str]) -> tuple[list[requests.Session], list[Reply]]:
+    """Every patient opens its offer page, then all accept together."""
+    sessions = [requests.Session() for _ in tokens]
+
+    def open_offer(i: int, session: requests.Session) -> str:
+        page = session.get(f"{base_url}/o/{tokens[i]}", timeout=TIMEOUT)
+        assert page.status_code == 200, f"offer page answered {page.status_code}"
+        return csrf_token_from(page.text)
+
+    def accept(i: int, session: requests.Session, csrf: str) -> requests.Response:
+        return session.post(
+            f"{base_url}/o/{tokens[i]}/accept",
+            data={"csrf_token": csrf},
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
+
+    return sessions, race(sessions, open_offer, accept)
+
+
+def _fetch(model: type[M], *where: sa.ColumnElement[bool]) -> list[M]:
+    return list(db.session.scalars(sa.select(model).where(*where)))
+
+
+def test_livez_over_gunicorn(live_url: str) -> None:
+    resp = requests.get(f"{live_url}/livez", timeout=TIMEOUT)
+
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    assert resp.text == "ok"
+
+
+def test_simultaneous_accepts_book_once_and_show_losers_alternatives(
+    live_url: str, server_log: Path
+) -> None:
+    db.session.add(OfferPolicy(category=CATEGORY, mode=OfferMode.BROADCAST))
+    db.session.commit()
+
+    for round_no in range(1, ROUNDS + 1):
+        scene = build_scene(PATIENTS)
+        sessions, replies = accept_storm(live_url, scene.tokens)
+        try:
+            _check_storm(scene, replies)
+            _check_alternative_race(live_url, scene, sessions, replies)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"round {round_no}: {exc}\n--- server log ---\n{log_tail(server_log)}"
+            ) from exc
+        finally:
+            for session in sessions:
+                session.close()
+
+
+def _check_storm(scene: Scene, replies: list[Reply]) -> None:
+    statuses = Counter(r.status for r in replies)
+    assert not [s for s in statuses if s >= 500], f"server errors: {statuses}"
+    winners = [i for i, r in enumerate(replies) if r.status == 303]
+    assert len(winners) == 1, f"expected exactly one booking, got {statuses}"
+    (winner,) = winners
+    assert replies[winner].location.startswith("/a/")
+    alternative_ids = {s.id for s in scene.alternatives}
+    for i, reply in enumerate(replies):
+        if i == winner:
+            continue
+        assert reply.status == 200, f"loser {i} got {reply.status}"
+        assert reply.alternative_ids(scene.tokens[i]) == alternative_ids, (
+            f"loser {i} was not offered both alternatives"
+        )
+
+    db.session.rollback()  # read what the server committed, not our own snapshot
+    db.session.expire_all()
+    slot_id = scene.slot.id
+    offer_ids = [o.id for o in scene.offers]
+    loser_ids = {oid for i, oid in enumerate(offer_ids) if i != winner}
+    assert db.session.get(Slot, slot_id).status == SlotStatus.BOOKED
+    active = _fetch(
+        Appointment,
+        Appointment.slot_id == slot_id,
+        Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+    )
+    assert [(a.offer_id, a.patient_id) for a in active] == [
+        (offer_ids[winner], scene.offers[winner].patient_id)
+    ]
+    by_status: dict[OfferStatus, set[int]] = {}
+    for offer in _fetch(Offer, Offer.slot_id == slot_id):
+        by_status.setdefault(offer.status, set()).add(offer.id)
+    assert by_status == {
+        OfferStatus.ACCEPTED: {offer_ids[winner]},
+        OfferStatus.WITHDRAWN: loser_ids,
+    }
+    told = [
+        n.offer_id
+        for n in _fetch(
+            Notification,
+            Notification.purpose == Purpose.SLOT_FILLED,
+            Notification.offer_id.in_(offer_ids),
+        )
+    ]
+    assert sorted(told) == sorted(loser_ids), "each loser is told once that the slot was filled"
+
+
+def _check_alternative_race(
+    base_url: str, scene: Scene, sessions: list[requests.Session], replies: list[Reply]
+) -> None:
+    """Two losers tap the same alternative at once: one books it, the other may take the next."""
+    losers = [i for i, r in enumerate(replies) if r.status == 200][:2]
+    # Plain ids: the threads below have no app context to load expired ORM attributes.
+    first_choice, second_choice = (s.id for s in scene.alternatives)
+
+    def ready(i: int, _: requests.Session) -> str:
+        return csrf_token_from(replies[losers[i]].body)
+
+    def book(i: int, session: requests.Session, csrf: str) -> requests.Response:
+        token = scene.tokens[losers[i]]
+        return session.post(
+            f"{base_url}/o/{token}/alternatives/{first_choice}",
+            data={"csrf_token": csrf},
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
+
+    pair = [sessions[i] for i in losers]
+    outcome = race(pair, ready, book)
+    assert sorted(r.status for r in outcome) == [200, 303], f"got {[r.status for r in outcome]}"
+    won = next(k for k, r in enumerate(outcome) if r.status == 303)
+    lost = 1 - won
+    assert outcome[won].location.startswith("/a/")
+    page = pair[won].get(f"{base_url}{outcome[won].location}", timeout=TIMEOUT)
+    assert page.status_code == 200
+    assert "You're booked!" in page.text or "You&#39;re booked!" in page.text
+    assert outcome[lost].alternative_ids(scene.tokens[losers[lost]]) == {second_choice}
+
+    second = pair[lost].post(
+        f"{base_url}/o/{scene.tokens[losers[lost]]}/alternatives/{second_choice}",
+        data={"csrf_token": csrf_token_from(outcome[lost].body)},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert second.status_code == 303
+    assert second.headers["Location"].startswith("/a/")
+
+    db.session.rollback()
+    db.session.expire_all()
+    booked = {
+        a.slot_id: (a.patient_id, a.source)
+        for a in _fetch(
+            Appointment,
+            Appointment.slot_id.in_([first_choice, second_choice]),
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+        )
+    }
+    patient_of = [scene.offers[i].patient_id for i in losers]
+    assert booked == {
+        first_choice: (patient_of[won], AppointmentSource.ALTERNATIVE),
+        second_choice: (patient_of[lost], AppointmentSource.ALTERNATIVE),
+    }

@@ -1,0 +1,1 @@
+"""Test doubles for external services: a fake Twilio API and a local SMTP server."""
