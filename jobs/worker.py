@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from flask import Flask
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, Worker
 
 from portal.db import db
 from portal.queue import QUEUES, redis_connection
+
+log = logging.getLogger(__name__)
 
 
 class PortalWorker(Worker):
@@ -21,9 +27,35 @@ class PortalWorker(Worker):
 
 
 def run_worker(app: Flask, *, burst: bool = False, with_scheduler: bool = True) -> None:
-    """Work the portal's queues (``filling``, ``notifications``, ``default``) until stopped."""
+    """Work the portal's queues (``filling``, ``notifications``, ``default``) until stopped.
+
+    RQ's worker exits when Redis goes away in the middle of a job; rather than let that
+    stop ``make run`` (honcho ends everything when one process exits), start a new
+    worker once Redis answers again. The jobs it lost are redone by the reconcile and
+    dispatch sweeps, which read the truth from PostgreSQL.
+    """
     with app.app_context():
         connection = redis_connection()
-        queues = [Queue(name, connection=connection) for name in QUEUES]
-        worker = PortalWorker(queues, connection=connection)
-        worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
+        while True:
+            queues = [Queue(name, connection=connection) for name in QUEUES]
+            worker = PortalWorker(queues, connection=connection)
+            try:
+                worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
+            except RedisConnectionError as exc:
+                if burst:
+                    raise
+                log.warning("worker lost Redis (%s)", type(exc).__name__)
+            if burst or worker._stop_requested:
+                return
+            log.warning("worker stopped without being asked to; restarting once Redis answers")
+            _wait_for_redis(connection)
+
+
+def _wait_for_redis(connection: Redis, pause: float = 2.0) -> None:
+    while True:
+        time.sleep(pause)
+        try:
+            connection.ping()
+            return
+        except RedisConnectionError:
+            continue

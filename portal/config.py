@@ -66,6 +66,9 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
         "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER", ""),
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE", ""),
         "SMTP_URL": env.get("SMTP_URL", ""),
+        # Provider calls never hold a worker for long (the chain escalates instead).
+        "TWILIO_TIMEOUT_SECONDS": float(env.get("TWILIO_TIMEOUT_SECONDS", "10")),
+        "SMTP_TIMEOUT_SECONDS": float(env.get("SMTP_TIMEOUT_SECONDS", "15")),
         "MAIL_FROM": env.get("MAIL_FROM", "Waitlist <no-reply@portal.invalid>"),
         "PRACTICE_NAME": env.get("PRACTICE_NAME", "Glow Medical Spa"),
         "SESSION_COOKIE_SECURE": production,

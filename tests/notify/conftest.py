@@ -40,12 +40,9 @@ def _quiet_hours_off(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def portal_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Capture the portal's INFO logs (the migrations' fileConfig disabled its loggers)."""
+    """Capture the portal's INFO logs."""
     import logging
 
-    for name, logger in logging.Logger.manager.loggerDict.items():
-        if name.startswith("portal") and isinstance(logger, logging.Logger):
-            logger.disabled = False
     caplog.set_level(logging.INFO, logger="portal")
     return caplog
 
