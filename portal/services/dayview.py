@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from portal.models import (
     Slot,
 )
 from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, AppointmentStatus, SlotStatus
+from portal.services.timezones import local_day_bounds
 
 
 @dataclass(frozen=True)
@@ -77,21 +78,9 @@ def local_today(timezone: str, now: datetime | None = None) -> date:
     return (now or now_utc()).astimezone(ZoneInfo(timezone)).date()
 
 
-def local_day_bounds(timezone: str, day: date) -> tuple[datetime, datetime]:
-    """Return the UTC instants where ``day`` starts and ends in ``timezone`` (end exclusive).
-
-    Days are 23 or 25 hours long across DST changes, so the end is the next local
-    midnight, not start + 24 h.
-    """
-    zone = ZoneInfo(timezone)
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
 def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
     """Return the location's slots starting on ``day`` in the location's own time zone."""
-    start, end = local_day_bounds(location.timezone, day)
+    start, end = local_day_bounds(day, location.timezone)
     booked_patient = aliased(Patient)
     held_patient = aliased(Patient)
     stmt = (

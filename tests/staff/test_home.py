@@ -12,6 +12,7 @@ from portal.db import db, now_utc
 from portal.models import OutreachTask, PatientFlag
 from portal.models.enums import AppointmentStatus, FlagKind, SlotStatus
 from portal.services import dayview
+from portal.services.timezones import local_day_bounds
 from tests import factories as f
 
 LA = "America/Los_Angeles"
@@ -32,7 +33,7 @@ def _local(day: date, hour: int, minute: int, tz: str) -> datetime:
     ],
 )
 def test_local_day_bounds_follow_dst(tz: str, day: date, hours: int) -> None:
-    start, end = dayview.local_day_bounds(tz, day)
+    start, end = local_day_bounds(day, tz)
     assert start.tzinfo is UTC and end - start == timedelta(hours=hours)
     assert start.astimezone(ZoneInfo(tz)).time() == time.min
 

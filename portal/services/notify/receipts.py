@@ -99,7 +99,7 @@ def apply_receipt(receipt: Receipt, now: datetime | None = None) -> str:
     new = STATUS_MAP.get(receipt.status.lower())
     if new is None:
         return "progress"
-    attempt = _lock(attempt.id)
+    attempt = locked_attempt(attempt.id)
     if attempt.provider_id is None:
         attempt.provider_id = receipt.provider_id[:64]
     return _transition(attempt, new, receipt, now)
@@ -146,7 +146,8 @@ def apply_provider_verdict(attempt: NotificationAttempt, code: str | None) -> No
         chain.flag_invalid_phone(patient, f"The phone provider rejected the number (error {code}).")
 
 
-def _lock(attempt_id: int) -> NotificationAttempt:
+def locked_attempt(attempt_id: int) -> NotificationAttempt:
+    """Load an attempt with a row lock, so outcomes and receipts apply one at a time."""
     return db.session.scalars(
         sa.select(NotificationAttempt)
         .where(NotificationAttempt.id == attempt_id)

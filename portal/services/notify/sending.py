@@ -41,7 +41,7 @@ from portal.services.notify.policy import (
     receipt_timeout,
     unusable_reason,
 )
-from portal.services.notify.receipts import apply_provider_verdict
+from portal.services.notify.receipts import apply_provider_verdict, locked_attempt
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,6 @@ def claim(attempt_id: int, now: datetime) -> NotificationAttempt | None:
         .returning(NotificationAttempt.id)
     )
     return db.session.get(NotificationAttempt, claimed) if claimed else None
-
-
-def locked_attempt(attempt_id: int) -> NotificationAttempt:
-    """Load an attempt with a row lock, so outcomes and receipts apply one at a time."""
-    return db.session.scalars(
-        sa.select(NotificationAttempt)
-        .where(NotificationAttempt.id == attempt_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
 
 
 def address_for(attempt: NotificationAttempt) -> str:
