@@ -10,14 +10,14 @@ transaction is rolled back *first*, then alternatives are read fresh and shown.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from portal.db import db, now_utc
 from portal.extensions import limiter
 from portal.models import Appointment, Offer, Slot
 from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
-from portal.services import booking
+from portal.services import booking, calendar
 from portal.services.alternatives import find_alternatives, is_alternative_for
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
@@ -219,17 +219,40 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
 # --- appointments ------------------------------------------------------------------
 
 
-@bp.get("/a/<token>")
-def appointment(token: str) -> ResponseReturnValue:
-    """Show a booked appointment in the patient's time zone."""
+def _load_appointment(token: str) -> Appointment:
+    """Return the appointment a token names, or raise ``LinkError`` (404, or 410 if expired)."""
     claims = read_token(LinkPurpose.APPOINTMENT, token)
     appt = db.session.get(Appointment, claims.entity_id)
     if appt is None or appt.patient_id != claims.patient_id:
         raise LinkError()
+    return appt
+
+
+@bp.get("/a/<token>")
+def appointment(token: str) -> ResponseReturnValue:
+    """Show a booked appointment in the patient's time zone."""
+    appt = _load_appointment(token)
     return render_template(
         "patient/appointment.html",
         token=token,
         appointment=appt,
         slot=views.slot_view(appt.slot, appt.patient.timezone),
+        google_calendar_url=calendar.google_calendar_url(appt),
+        outlook_calendar_url=calendar.outlook_calendar_url(appt),
         **views.page_context(appt.slot, appt.patient),
+    )
+
+
+@bp.get("/a/<token>/calendar.ics", endpoint="calendar")
+def calendar_file(token: str) -> ResponseReturnValue:
+    """Download the appointment as an iCalendar file (GET only reads)."""
+    appt = _load_appointment(token)
+    return Response(
+        calendar.appointment_ics(appt),
+        content_type=calendar.ICS_CONTENT_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{calendar.ICS_FILENAME}"',
+            # It carries the signed link and the visit's details: keep it out of caches.
+            "Cache-Control": "no-store",
+        },
     )

@@ -10,11 +10,27 @@ from flask import current_app, render_template
 
 from portal.db import db
 from portal.models import Appointment, Notification, Offer, Patient, Slot
-from portal.models.enums import Channel
+from portal.models.enums import Channel, Purpose
+from portal.services.calendar import ICS_FILENAME, appointment_ics
 from portal.services.links import appointment_url, offer_url
 from portal.services.timezones import format_local, format_short, shown_time, to_local
 
 _URL = re.compile(r"https?://\S+")
+
+#: Purposes whose emails carry the appointment as an ``.ics`` attachment.
+CALENDAR_PURPOSES = frozenset({Purpose.CONFIRMATION})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email (only the SMTP backend carries it)."""
+
+    filename: str
+    content: bytes
+    maintype: str
+    subtype: str
+    #: Extra Content-Type parameters, e.g. ``{"method": "PUBLISH"}`` for calendars.
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -25,6 +41,7 @@ class Message:
     subject: str | None = None
     html: str | None = None
     links: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 def _slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
@@ -89,12 +106,34 @@ def render_message(notification: Notification, channel: Channel) -> Message:
         text = render_template(f"emails/{name}.txt", **ctx).strip()
         html = render_template(f"emails/{name}.html", **ctx)
         subject = render_template(f"emails/{name}.subject.txt", **ctx).strip()
-        return Message(body=text, subject=subject, html=html, links=_URL.findall(text))
+        return Message(
+            body=text,
+            subject=subject,
+            html=html,
+            links=_URL.findall(text),
+            attachments=_email_attachments(notification, ctx),
+        )
     if channel == Channel.VOICE:
         body = render_template(f"voice/{name}.txt", **ctx).strip()
         return Message(body=body)
     body = render_template(f"sms/{name}.txt", **ctx).strip()
     return Message(body=body, links=_URL.findall(body))
+
+
+def _email_attachments(notification: Notification, ctx: dict[str, Any]) -> list[Attachment]:
+    """The appointment's calendar file for purposes that confirm a booking."""
+    appointment = ctx.get("appointment")
+    if notification.purpose not in CALENDAR_PURPOSES or appointment is None:
+        return []
+    return [
+        Attachment(
+            filename=ICS_FILENAME,
+            content=appointment_ics(appointment),
+            maintype="text",
+            subtype="calendar",
+            params={"method": "PUBLISH", "charset": "utf-8"},
+        )
+    ]
 
 
 def reply_context(patient: Patient, offer: Offer | None = None) -> dict[str, Any]:

@@ -41,7 +41,7 @@ class OutboxBackend:
             channel=attempt.channel,
             to=to,
             subject=message.subject,
-            body=message.body,
+            body=message.body + _attachment_note(message),
             html=message.html,
             links=message.links,
             status="sent",
@@ -49,6 +49,14 @@ class OutboxBackend:
         db.session.add(row)
         db.session.flush()
         return provider_id(row.id)
+
+
+def _attachment_note(message: Message) -> str:
+    """Name the files an email would carry: the outbox keeps only their names."""
+    if not message.attachments:
+        return ""
+    names = ", ".join(f"{a.filename} ({a.maintype}/{a.subtype})" for a in message.attachments)
+    return f"\n\n[Attached, not stored in the outbox: {names}]"
 
 
 def provider_id(message_id: int) -> str:

@@ -66,7 +66,7 @@ def parse_smtp_url(url: str, timeout: float = 15.0) -> SmtpSettings:
 
 
 def build_email(to: str, message: Message, attempt_id: int) -> EmailMessage:
-    """Return the MIME message: plain text first, HTML as the preferred alternative."""
+    """Return the MIME message: text, then HTML as the preferred alternative, then files."""
     email = EmailMessage()
     email["Subject"] = message.subject or current_app.config["PRACTICE_NAME"]
     email["From"] = current_app.config["MAIL_FROM"]
@@ -76,6 +76,15 @@ def build_email(to: str, message: Message, attempt_id: int) -> EmailMessage:
     email.set_content(message.body)
     if message.html:
         email.add_alternative(message.html, subtype="html")
+    for attachment in message.attachments:
+        # Bytes (base64) keep the file exact, CRLF line endings included.
+        email.add_attachment(
+            attachment.content,
+            maintype=attachment.maintype,
+            subtype=attachment.subtype,
+            filename=attachment.filename,
+            params=attachment.params,
+        )
     return email
 
 
