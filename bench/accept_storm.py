@@ -51,7 +51,7 @@ from flask_migrate import upgrade  # noqa: E402
 from redis import Redis  # noqa: E402
 
 from portal import create_app  # noqa: E402
-from portal.config import _limiter_uri  # noqa: E402
+from portal.config import limiter_storage_uri  # noqa: E402
 from portal.db import db, now_utc  # noqa: E402
 from portal.engines import create_fresh_database, drop_database, test_engines  # noqa: E402
 from portal.models import Appointment, Notification, Offer, OfferPolicy, Slot  # noqa: E402
@@ -362,7 +362,7 @@ def bench_database(server_url: str, redis_url: str, secret: str, keep: bool) -> 
             "SECRET_KEY": secret,
             "SQLALCHEMY_DATABASE_URI": url,
             "REDIS_URL": redis_url,
-            "RATELIMIT_STORAGE_URI": _limiter_uri(redis_url),
+            "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),
             "PUBLIC_BASE_URL": "http://127.0.0.1",
         }
     )

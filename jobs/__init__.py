@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from flask import Flask, has_app_context
 
@@ -53,8 +53,3 @@ def job(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
 
     return wrapper
-
-
-def call(func: Callable[..., Any], *args: Any) -> Any:
-    """Run a job function in the current process (CLI commands and tests)."""
-    return func(*args)

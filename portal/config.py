@@ -56,7 +56,7 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,
         # Flask-Limiter shares Redis with RQ; memory only when nothing else is configured.
-        "RATELIMIT_STORAGE_URI": _limiter_uri(redis_url),
+        "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
         # Jobs go to RQ; tests may run them inline with a real Redis still configured.
@@ -91,7 +91,8 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
     }
 
 
-def _limiter_uri(redis_url: str) -> str:
+def limiter_storage_uri(redis_url: str) -> str:
+    """Flask-Limiter's URI for the Redis RQ uses (``unix://`` becomes ``redis+unix://``)."""
     if not redis_url:
         return "memory://"
     if redis_url.startswith("unix://"):

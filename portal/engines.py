@@ -70,15 +70,6 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def limiter_storage_uri(redis_url: str) -> str:
-    """Return the Flask-Limiter storage URI for ``redis_url`` (``unix://`` → ``redis+unix://``)."""
-    if not redis_url:
-        return "memory://"
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url.removeprefix("unix://")
-    return redis_url
-
-
 def _psycopg_kwargs(url: str, dbname: str | None = None) -> dict[str, Any]:
     """Connection keyword arguments for psycopg from a SQLAlchemy-style URL."""
     u = make_url(url)

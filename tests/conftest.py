@@ -45,14 +45,14 @@ def database_url(engine_urls: tuple[str, str]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def app_config(database_url: str, engine_urls: tuple[str, str]) -> dict[str, object]:
     redis_url = engine_urls[1]
-    from portal.config import _limiter_uri
+    from portal.config import limiter_storage_uri
 
     return {
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url,
-        "RATELIMIT_STORAGE_URI": _limiter_uri(redis_url),
+        "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),
         "PUBLIC_BASE_URL": "http://portal.test",
         "SERVER_NAME": None,
     }

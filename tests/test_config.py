@@ -60,6 +60,14 @@ def test_development_generates_one_secret_and_keeps_it(tmp_path: Path) -> None:
     assert not load_config(tmp_path, env)["SESSION_COOKIE_SECURE"]
 
 
-def test_redis_unix_socket_becomes_a_limiter_uri(tmp_path: Path) -> None:
-    config = load_config(tmp_path, {"REDIS_URL": "unix:///tmp/r.sock", "DATABASE_URL": "x"})
-    assert config["RATELIMIT_STORAGE_URI"] == "redis+unix:///tmp/r.sock"
+@pytest.mark.parametrize(
+    ("redis_url", "expected"),
+    [
+        ("unix:///tmp/r.sock", "redis+unix:///tmp/r.sock"),
+        ("redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379/3"),
+        ("", "memory://"),
+    ],
+)
+def test_rate_limits_share_the_jobs_redis(tmp_path: Path, redis_url: str, expected: str) -> None:
+    config = load_config(tmp_path, {"REDIS_URL": redis_url, "DATABASE_URL": "x"})
+    assert config["RATELIMIT_STORAGE_URI"] == expected

@@ -42,14 +42,9 @@ def test_database_url_from_env_uses_psycopg3(
     assert not (tmp_path / "instance" / "pgdata").exists()
 
 
-def test_redis_url_from_env_and_limiter_uri(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_redis_url_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")
     assert engines.redis_url(tmp_path) == "redis://127.0.0.1:6379/3"
-    assert engines.limiter_storage_uri("redis://127.0.0.1:6379/3") == "redis://127.0.0.1:6379/3"
-    assert engines.limiter_storage_uri("unix:///x/redis.sock") == "redis+unix:///x/redis.sock"
-    assert engines.limiter_storage_uri("") == "memory://"
 
 
 def test_embedded_redis_is_shared_and_outlives_attached_processes(

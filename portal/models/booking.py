@@ -56,10 +56,6 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
     patient: Mapped[Patient] = relationship()
     offer: Mapped[Offer | None] = relationship(foreign_keys=[offer_id])
 
-    @property
-    def is_active(self) -> bool:
-        return self.status not in (AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW)
-
 
 class Offer(PkMixin, TimestampMixin, db.Model):
     __tablename__ = "offer"

@@ -64,10 +64,6 @@ class ShownTime:
     def local_abbrev(self) -> str:
         return self.local.tzname() or self.local_zone
 
-    @property
-    def practice_abbrev(self) -> str | None:
-        return self.practice.tzname() if self.practice else None
-
 
 def shown_time(instant: datetime, patient_tz: str, practice_tz: str) -> ShownTime:
     """Return the patient's local time, plus the practice's when its offset differs."""

@@ -20,18 +20,13 @@ class ApiClient:
         self.client = client
         self.token = token
 
-    # API requests run in the test's app context and share its session: the test's data
-    # is committed first so a request that rolls back cannot take it along.
-
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} | (extra or {})
 
     def get(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> TestResponse:
-        db.session.commit()
         return self.client.get(path, headers=self._headers(headers), **kw)
 
     def post(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> TestResponse:
-        db.session.commit()
         return self.client.post(path, headers=self._headers(headers), **kw)
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, g, request_started
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -37,29 +35,6 @@ def post_login(
     if next_url is not None:
         data["next"] = next_url
     return client.post("/staff/login", data=data, environ_base=environ)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_g_per_request(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Start each test request with an empty ``g``, as a real request would have.
-
-    The suite-wide fixture keeps one app context open for the whole test, and test
-    requests reuse it, so ``g`` (Flask-Login's cached user, the CSRF token) would
-    otherwise leak from one request into the next and hide session checks.
-    """
-    if "app" not in request.fixturenames:
-        yield
-        return
-    app: Flask = request.getfixturevalue("app")
-
-    def clear(sender: Flask, **extra: object) -> None:
-        g.__dict__.clear()
-
-    request_started.connect(clear, app)
-    try:
-        yield
-    finally:
-        request_started.disconnect(clear, app)
 
 
 @pytest.fixture
