@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     # Minutes to wait for a delivery receipt before a channel counts as silently failed.
     "receipt_timeout_minutes": {"sms": 10, "voice": 10, "email": 30},
     # Messages of one purpose a patient receives per local day ("default" for the rest).
-    "daily_purpose_cap": {"default": 5, "offer": 6, "slot_filled": 6, "confirmation": 10},
+    "daily_purpose_cap": {"default": 5, "slot_filled": 6, "confirmation": 10},
     # Manual outreach raised when every channel failed: minutes until it is due.
     "outreach_deadline_minutes": 60,
 }

@@ -24,7 +24,7 @@ from portal.services.settings import set_setting
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.twilio_server import Callback, FakeTwilio
 from tests.patient.conftest import Scene, build_scene
-from tests.staff.conftest import _fresh_g_per_request, signed_in, staff  # noqa: F401 (fixtures)
+from tests.staff.conftest import signed_in, staff  # noqa: F401 (fixtures)
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "fake-auth-token-0123456789abcdef"

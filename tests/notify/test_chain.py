@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from portal.db import db, now_utc
 from portal.models import Notification, OutreachTask, PatientFlag, WaitlistEntry
 from portal.models.enums import (
+    AttemptStatus,
     FlagKind,
     NotificationStatus,
     OutreachPriority,
@@ -304,6 +305,17 @@ def test_daily_cap_per_purpose(scene: Scene) -> None:
     ]
     assert made[2].attempts[0].failure_reason == "daily limit of 2 slot_filled messages reached"
     assert queue_notification(scene.patient_b, Purpose.SLOT_FILLED, "filled:b") is not None
+
+
+def test_offer_messages_are_never_capped_here(scene: Scene) -> None:
+    """Offers are capped by matching; a capped offer *message* would be a silent offer."""
+    from portal.services.settings import set_setting
+
+    set_setting("daily_purpose_cap", {"default": 0, "offer": 0})
+    notification = queue_notification(scene.patient_a, Purpose.OFFER, "offer:capped?")
+    db.session.commit()
+    assert notification.status == NotificationStatus.PENDING
+    assert notification.attempts[0].status != AttemptStatus.SKIPPED
 
 
 def test_a_withdrawn_offer_stops_its_chain(scene: Scene, providers: Providers) -> None:

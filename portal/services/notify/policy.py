@@ -81,8 +81,16 @@ def daily_cap(purpose: Purpose) -> int:
     return int(caps.get(purpose.value, caps.get("default", 5)))
 
 
+#: Messages whose number is limited where their cause is made, never here: offers are
+#: capped by matching (``daily_offer_cap``) before the offer exists, and capping the
+#: message instead would leave a live offer that its patient was never told about.
+UNCAPPED = frozenset({Purpose.OFFER})
+
+
 def over_daily_cap(patient: Patient, purpose: Purpose, now: datetime) -> bool:
     """Whether ``patient`` already had today's allowance of ``purpose`` messages."""
+    if purpose in UNCAPPED:
+        return False
     start, end = local_day_bounds(to_local(now, patient.timezone).date(), patient.timezone)
     sent_today = db.session.scalar(
         sa.select(sa.func.count())
