@@ -7,7 +7,7 @@ import logging
 from jobs import job
 from portal.db import db, now_utc
 from portal.models import Slot
-from portal.services import booking, filling
+from portal.services import filling, holds
 from portal.services.audit import SYSTEM
 from portal.services.matching import find_candidates
 
@@ -36,7 +36,7 @@ def expire_wave(slot_id: int, wave: int) -> str:
 @job
 def expire_hold(slot_id: int, offer_id: int) -> bool:
     """Reopen a slot whose deposit hold lapsed without payment."""
-    released = booking.release_hold(slot_id, offer_id, actor=SYSTEM)
+    released = holds.release_hold(slot_id, offer_id, actor=SYSTEM)
     db.session.commit()
     return released
 
@@ -44,12 +44,10 @@ def expire_hold(slot_id: int, offer_id: int) -> bool:
 @job
 def reconcile() -> dict[str, int]:
     """Redo whatever a lost job left undone: overdue waves, lapsed holds, stalled slots."""
-    from portal.services.holds import lapsed_holds
-
     now = now_utc()
     tally = {"advanced": 0, "holds_released": 0, "reopened": 0}
-    for slot_id, offer_id in lapsed_holds(now):
-        tally["holds_released"] += booking.release_hold(slot_id, offer_id, actor=SYSTEM)
+    for slot_id, offer_id in holds.lapsed_holds(now):
+        tally["holds_released"] += holds.release_hold(slot_id, offer_id, actor=SYSTEM)
         db.session.commit()
     for slot_id in filling.slots_needing_attention(now):
         outcome = filling.advance(slot_id, now)

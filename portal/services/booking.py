@@ -12,28 +12,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from portal.db import db, now_utc
 from portal.models import Appointment, Charge, Offer, Patient, Slot, WaitlistEntry
 from portal.models.enums import (
     AppointmentSource,
     AppointmentStatus,
-    ChargeKind,
-    ChargeStatus,
     OfferStatus,
     Purpose,
     SlotStatus,
     WaitlistStatus,
 )
-from portal.queue import enqueue_after_commit
+from portal.services import holds
 from portal.services.audit import Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.notify import queue_notification
-from portal.services.settings import get_setting
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +88,14 @@ def book_slot(
     guard = [Slot.id == slot_id, Slot.status == from_status]
     if from_status == SlotStatus.HELD:
         guard.append(Slot.hold_offer_id == (offer.id if offer else None))
-    won = db.session.execute(
+    slot = updated_row(
         sa.update(Slot)
         .where(*guard)
         .values(status=SlotStatus.BOOKED, hold_offer_id=None, hold_expires_at=None, updated_at=now)
-    ).rowcount
-    if won != 1:
-        _raise_for_current_state(slot_id)
-    slot = db.session.get(Slot, slot_id)
-    db.session.refresh(slot)
+        .returning(Slot)
+    )
+    if slot is None:
+        raise_for_current_state(slot_id)
     if offer is not None:
         _mark_accepted(offer, now, within_window=from_status == SlotStatus.OPEN)
     appointment = Appointment(
@@ -143,18 +139,30 @@ def _mark_accepted(offer: Offer, now: datetime, *, within_window: bool) -> None:
     guard = [Offer.id == offer.id, Offer.status == OfferStatus.PENDING]
     if within_window:
         guard.append(Offer.window_expires_at > now)
-    marked = db.session.execute(
+    marked = updated_row(
         sa.update(Offer)
         .where(*guard)
         .values(status=OfferStatus.ACCEPTED, responded_at=now, updated_at=now)
-    ).rowcount
-    db.session.refresh(offer)
-    if marked != 1:
+        .returning(Offer)
+    )
+    if marked is None:
+        db.session.refresh(offer)
         _check_answerable(offer, now)
         raise OfferUnavailable(offer.status)
 
 
-def _raise_for_current_state(slot_id: int) -> None:
+def updated_row(statement: sa.Update) -> Any:
+    """Run a conditional ``UPDATE … RETURNING`` entity; None if the condition failed.
+
+    The returned object is the session's own, refreshed with the new values, so the
+    winner's path costs one statement rather than an update plus a re-read.
+    """
+    return db.session.scalars(
+        statement.execution_options(populate_existing=True, synchronize_session=False)
+    ).one_or_none()
+
+
+def raise_for_current_state(slot_id: int) -> None:
     status = db.session.scalar(sa.select(Slot.status).where(Slot.id == slot_id))
     if status is None:
         raise NotFound("No such slot.", code="unknown_slot")
@@ -182,7 +190,7 @@ def withdraw_pending_offers(
     slot: Slot, actor: Actor, now: datetime, *, keep_offer_id: int | None = None
 ) -> list[int]:
     """Withdraw every other pending offer for ``slot`` and tell those patients."""
-    rows = db.session.execute(
+    withdrawn = db.session.scalars(
         sa.update(Offer)
         .where(
             Offer.slot_id == slot.id,
@@ -190,18 +198,25 @@ def withdraw_pending_offers(
             Offer.id != (keep_offer_id or 0),
         )
         .values(status=OfferStatus.WITHDRAWN, withdrawn_reason="slot_filled", updated_at=now)
-        .returning(Offer.id, Offer.patient_id)
+        .returning(Offer)
+        .execution_options(populate_existing=True, synchronize_session=False)
     ).all()
-    for offer_id, patient_id in rows:
-        offer = db.session.get(Offer, offer_id)
+    # One query for every patient told (a broadcast wave may withdraw hundreds).
+    patients = {
+        p.id: p
+        for p in db.session.scalars(
+            sa.select(Patient).where(Patient.id.in_([o.patient_id for o in withdrawn]))
+        )
+    }
+    for offer in withdrawn:
         record(actor, "offer.withdrawn", offer, after={"reason": "slot_filled"})
         queue_notification(
-            db.session.get(Patient, patient_id),
+            patients[offer.patient_id],
             Purpose.SLOT_FILLED,
-            f"slot_filled:{offer_id}",
-            offer_id=offer_id,
+            f"slot_filled:{offer.id}",
+            offer_id=offer.id,
         )
-    return [offer_id for offer_id, _ in rows]
+    return [offer.id for offer in withdrawn]
 
 
 def close_waitlist_entries(patient_id: int, service_id: int, actor: Actor, now: datetime) -> None:
@@ -214,15 +229,18 @@ def close_waitlist_entries(patient_id: int, service_id: int, actor: Actor, now: 
             WaitlistEntry.status == WaitlistStatus.ACTIVE,
         )
         .values(status=WaitlistStatus.BOOKED, closed_at=now, updated_at=now)
-        .returning(WaitlistEntry.id)
+        .returning(WaitlistEntry)
+        .execution_options(populate_existing=True, synchronize_session=False)
     ).all()
-    for entry_id in closed:
-        record(
-            actor,
-            "waitlist.closed",
-            db.session.get(WaitlistEntry, entry_id),
-            after={"why": "booked"},
-        )
+    for entry in closed:
+        record(actor, "waitlist.closed", entry, after={"why": "booked"})
+
+
+def get_offer(offer_id: int) -> Offer:
+    offer = db.session.get(Offer, offer_id)
+    if offer is None:
+        raise NotFound("No such offer.", code="unknown_offer")
+    return offer
 
 
 def _check_answerable(offer: Offer, now: datetime) -> None:
@@ -235,13 +253,11 @@ def _check_answerable(offer: Offer, now: datetime) -> None:
 def accept_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -> AcceptOutcome:
     """Accept an offer: book its slot, or hold it when the patient must pay first."""
     now = now or now_utc()
-    offer = db.session.get(Offer, offer_id)
-    if offer is None:
-        raise NotFound("No such offer.", code="unknown_offer")
+    offer = get_offer(offer_id)
     _check_answerable(offer, now)
     patient = offer.patient
     if patient.deposit_required or patient.prepayment_required:
-        return _hold_for_payment(offer, patient, actor, now)
+        return holds.hold_for_payment(offer, patient, actor, now)
     appointment = book_slot(
         offer.slot_id, patient, source=AppointmentSource.WAITLIST, actor=actor, now=now, offer=offer
     )
@@ -253,9 +269,7 @@ def decline_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -
     from portal.services.filling import schedule_fill
 
     now = now or now_utc()
-    offer = db.session.get(Offer, offer_id)
-    if offer is None:
-        raise NotFound("No such offer.", code="unknown_offer")
+    offer = get_offer(offer_id)
     marked = db.session.execute(
         sa.update(Offer)
         .where(Offer.id == offer_id, Offer.status == OfferStatus.PENDING)
@@ -267,118 +281,3 @@ def decline_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -
     record(actor, "offer.declined", offer)
     schedule_fill(offer.slot_id)
     return offer
-
-
-# --- deposit / prepayment holds (SPEC §3.8) ---------------------------------------
-
-
-def _hold_for_payment(offer: Offer, patient: Patient, actor: Actor, now: datetime) -> AcceptOutcome:
-    hold_until = now + timedelta(seconds=get_setting("hold_seconds"))
-    held = db.session.execute(
-        sa.update(Slot)
-        .where(Slot.id == offer.slot_id, Slot.status == SlotStatus.OPEN)
-        .values(
-            status=SlotStatus.HELD,
-            hold_offer_id=offer.id,
-            hold_expires_at=hold_until,
-            updated_at=now,
-        )
-    ).rowcount
-    if held != 1:
-        _raise_for_current_state(offer.slot_id)
-    slot = db.session.get(Slot, offer.slot_id)
-    db.session.refresh(slot)
-    kind = ChargeKind.PREPAYMENT if patient.prepayment_required else ChargeKind.DEPOSIT
-    amount = (
-        slot.service.price_cents if kind == ChargeKind.PREPAYMENT else get_setting("deposit_cents")
-    )
-    key = f"{kind.value}:offer:{offer.id}"
-    db.session.execute(
-        insert(Charge)
-        .values(
-            patient_id=patient.id,
-            offer_id=offer.id,
-            kind=kind,
-            amount_cents=amount,
-            status=ChargeStatus.PENDING,
-            idempotency_key=key,
-            description=f"{kind.value.title()} to book {slot.service.name}",
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Charge.idempotency_key])
-    )
-    charge = db.session.scalar(sa.select(Charge).where(Charge.idempotency_key == key))
-    record(actor, "slot.held", slot, after={"offer": offer.id, "until": hold_until.isoformat()})
-    from jobs.filling import expire_hold
-
-    enqueue_after_commit(
-        db.session,
-        expire_hold,
-        slot.id,
-        offer.id,
-        queue="filling",
-        at=hold_until + timedelta(seconds=1),
-    )
-    return AcceptOutcome(offer, None, charge)
-
-
-def complete_hold(offer_id: int, *, actor: Actor, now: datetime | None = None) -> Appointment:
-    """The payment step succeeded (staff marked it collected): book the held slot."""
-    now = now or now_utc()
-    offer = db.session.get(Offer, offer_id)
-    if offer is None:
-        raise NotFound("No such offer.", code="unknown_offer")
-    charge = db.session.scalar(
-        sa.select(Charge).where(Charge.offer_id == offer.id, Charge.status == ChargeStatus.PENDING)
-    )
-    if charge is None:
-        raise Conflict("There is no pending payment for this offer.", code="no_pending_charge")
-    appointment = book_slot(
-        offer.slot_id,
-        offer.patient,
-        source=AppointmentSource.WAITLIST,
-        actor=actor,
-        now=now,
-        offer=offer,
-        from_status=SlotStatus.HELD,
-    )
-    charge.status = ChargeStatus.COLLECTED
-    charge.collected_at = now
-    charge.collected_by_id = actor.staff_id
-    charge.appointment_id = appointment.id
-    record(actor, "charge.collected", charge, after={"amount_cents": charge.amount_cents})
-    return appointment
-
-
-def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | None = None) -> bool:
-    """Let a lapsed hold go: the slot reopens and filling carries on. Idempotent."""
-    from portal.services.filling import schedule_fill
-
-    now = now or now_utc()
-    released = db.session.execute(
-        sa.update(Slot)
-        .where(
-            Slot.id == slot_id,
-            Slot.status == SlotStatus.HELD,
-            Slot.hold_offer_id == offer_id,
-            Slot.hold_expires_at <= now,
-        )
-        .values(status=SlotStatus.OPEN, hold_offer_id=None, hold_expires_at=None, updated_at=now)
-    ).rowcount
-    if released != 1:
-        return False
-    db.session.execute(
-        sa.update(Charge)
-        .where(Charge.offer_id == offer_id, Charge.status == ChargeStatus.PENDING)
-        .values(status=ChargeStatus.FAILED, updated_at=now)
-    )
-    db.session.execute(
-        sa.update(Offer)
-        .where(Offer.id == offer_id, Offer.status == OfferStatus.PENDING)
-        .values(status=OfferStatus.EXPIRED, updated_at=now)
-    )
-    slot = db.session.get(Slot, slot_id)
-    record(actor, "slot.hold_lapsed", slot, after={"offer": offer_id})
-    schedule_fill(slot_id)
-    return True

@@ -1,14 +1,25 @@
-"""Queries about deposit holds (the state changes live in ``booking``)."""
+"""Deposit and prepayment holds (SPEC §3.8).
+
+A patient who must pay first gets the slot ``held`` for a short time instead of booked;
+staff recording the payment completes the booking through ``booking.book_slot``, and a
+hold nobody paid for lapses: the slot reopens and filling carries on.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 
-from portal.db import db
-from portal.models import Slot
-from portal.models.enums import SlotStatus
+from portal.db import db, now_utc
+from portal.models import Appointment, Charge, Offer, Patient, Slot
+from portal.models.enums import AppointmentSource, ChargeKind, ChargeStatus, OfferStatus, SlotStatus
+from portal.queue import enqueue_after_commit
+from portal.services import booking
+from portal.services.audit import Actor, record
+from portal.services.errors import Conflict
+from portal.services.settings import get_setting
 
 
 def lapsed_holds(now: datetime) -> list[tuple[int, int]]:
@@ -21,3 +32,115 @@ def lapsed_holds(now: datetime) -> list[tuple[int, int]]:
             )
         )
     ]
+
+
+def hold_for_payment(
+    offer: Offer, patient: Patient, actor: Actor, now: datetime
+) -> booking.AcceptOutcome:
+    """Hold the offer's slot for the patient and open the charge they must pay."""
+    hold_until = now + timedelta(seconds=get_setting("hold_seconds"))
+    slot = booking.updated_row(
+        sa.update(Slot)
+        .where(Slot.id == offer.slot_id, Slot.status == SlotStatus.OPEN)
+        .values(
+            status=SlotStatus.HELD,
+            hold_offer_id=offer.id,
+            hold_expires_at=hold_until,
+            updated_at=now,
+        )
+        .returning(Slot)
+    )
+    if slot is None:
+        booking.raise_for_current_state(offer.slot_id)
+    kind = ChargeKind.PREPAYMENT if patient.prepayment_required else ChargeKind.DEPOSIT
+    amount = (
+        slot.service.price_cents if kind == ChargeKind.PREPAYMENT else get_setting("deposit_cents")
+    )
+    key = f"{kind.value}:offer:{offer.id}"
+    db.session.execute(
+        insert(Charge)
+        .values(
+            patient_id=patient.id,
+            offer_id=offer.id,
+            kind=kind,
+            amount_cents=amount,
+            status=ChargeStatus.PENDING,
+            idempotency_key=key,
+            description=f"{kind.value.title()} to book {slot.service.name}",
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Charge.idempotency_key])
+    )
+    charge = db.session.scalar(sa.select(Charge).where(Charge.idempotency_key == key))
+    record(actor, "slot.held", slot, after={"offer": offer.id, "until": hold_until.isoformat()})
+    from jobs.filling import expire_hold
+
+    enqueue_after_commit(
+        db.session,
+        expire_hold,
+        slot.id,
+        offer.id,
+        queue="filling",
+        at=hold_until + timedelta(seconds=1),
+    )
+    return booking.AcceptOutcome(offer, None, charge)
+
+
+def complete_hold(offer_id: int, *, actor: Actor, now: datetime | None = None) -> Appointment:
+    """The payment step succeeded (staff marked it collected): book the held slot."""
+    now = now or now_utc()
+    offer = booking.get_offer(offer_id)
+    charge = db.session.scalar(
+        sa.select(Charge).where(Charge.offer_id == offer.id, Charge.status == ChargeStatus.PENDING)
+    )
+    if charge is None:
+        raise Conflict("There is no pending payment for this offer.", code="no_pending_charge")
+    appointment = booking.book_slot(
+        offer.slot_id,
+        offer.patient,
+        source=AppointmentSource.WAITLIST,
+        actor=actor,
+        now=now,
+        offer=offer,
+        from_status=SlotStatus.HELD,
+    )
+    charge.status = ChargeStatus.COLLECTED
+    charge.collected_at = now
+    charge.collected_by_id = actor.staff_id
+    charge.appointment_id = appointment.id
+    record(actor, "charge.collected", charge, after={"amount_cents": charge.amount_cents})
+    return appointment
+
+
+def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | None = None) -> bool:
+    """Let a lapsed hold go: the slot reopens and filling carries on. Idempotent."""
+    from portal.services.filling import schedule_fill
+
+    now = now or now_utc()
+    slot = booking.updated_row(
+        sa.update(Slot)
+        .where(
+            Slot.id == slot_id,
+            Slot.status == SlotStatus.HELD,
+            Slot.hold_offer_id == offer_id,
+            Slot.hold_expires_at <= now,
+        )
+        .values(status=SlotStatus.OPEN, hold_offer_id=None, hold_expires_at=None, updated_at=now)
+        .returning(Slot)
+    )
+    if slot is None:
+        return False
+    db.session.execute(
+        sa.update(Charge)
+        .where(Charge.offer_id == offer_id, Charge.status == ChargeStatus.PENDING)
+        .values(status=ChargeStatus.FAILED, updated_at=now)
+    )
+    db.session.execute(
+        sa.update(Offer)
+        .where(Offer.id == offer_id, Offer.status == OfferStatus.PENDING)
+        .values(status=OfferStatus.EXPIRED, updated_at=now)
+    )
+    record(actor, "slot.hold_lapsed", slot, after={"offer": offer_id})
+    schedule_fill(slot_id)
+    return True

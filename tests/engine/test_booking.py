@@ -17,7 +17,7 @@ from portal.models.enums import (
     SlotStatus,
     WaitlistStatus,
 )
-from portal.services import booking
+from portal.services import booking, holds
 from portal.services.alternatives import find_alternatives
 from portal.services.audit import SYSTEM, Actor
 from portal.services.filling import advance, release_slot
@@ -136,7 +136,7 @@ def test_deposit_patient_gets_a_hold_then_completes_on_payment() -> None:
     with pytest.raises(booking.SlotHeld):
         booking.book_slot(slot.id, f.patient(), source=AppointmentSource.STAFF, actor=SYSTEM)
     db.session.rollback()
-    appt = booking.complete_hold(offer.id, actor=Actor.staff(f.staff_user()))
+    appt = holds.complete_hold(offer.id, actor=Actor.staff(f.staff_user()))
     db.session.commit()
     assert appt.slot.status == SlotStatus.BOOKED
     assert db.session.get(Charge, outcome.charge.id).status == ChargeStatus.COLLECTED
@@ -150,9 +150,9 @@ def test_lapsed_hold_reopens_the_slot_and_fails_the_charge() -> None:
     outcome = booking.accept_offer(offer.id, actor=SYSTEM)
     db.session.commit()
     assert outcome.charge.amount_cents == slot.service.price_cents
-    assert not booking.release_hold(slot.id, offer.id, actor=SYSTEM)  # not yet due
+    assert not holds.release_hold(slot.id, offer.id, actor=SYSTEM)  # not yet due
     later = now_utc() + timedelta(seconds=91)
-    assert booking.release_hold(slot.id, offer.id, actor=SYSTEM, now=later)
+    assert holds.release_hold(slot.id, offer.id, actor=SYSTEM, now=later)
     db.session.commit()
     assert db.session.get(Slot, slot.id).status == SlotStatus.OPEN
     assert db.session.get(Charge, outcome.charge.id).status == ChargeStatus.FAILED

@@ -21,7 +21,7 @@ from portal.db import db
 from portal.extensions import htmx
 from portal.models import Location, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource
-from portal.services import booking, dayview, staffops
+from portal.services import booking, dayview, holds, staffops
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.phones import mask_phone
@@ -209,7 +209,7 @@ def complete_hold(slot_id: int) -> ResponseReturnValue:
         offer = db.session.get(Offer, offer_id) if offer_id else None
         if offer is None or offer.slot_id != found.id or found.hold_offer_id != offer.id:
             raise DomainError("This hold has ended; nothing was collected.", code="hold_gone")
-        booking.complete_hold(offer.id, actor=actor)
+        holds.complete_hold(offer.id, actor=actor)
         return f"Payment recorded: {offer.patient.name} is booked."
 
     return _act(slot_id, complete)
