@@ -33,6 +33,12 @@ class Patient(PkMixin, TimestampMixin, db.Model):
 
     home_location: Mapped[Location | None] = relationship()
 
+    @property
+    def first_name(self) -> str:
+        """What messages and pages greet the patient with."""
+        parts = (self.name or "").split()
+        return parts[0] if parts else "there"
+
     def __repr__(self) -> str:  # never the name or number: reprs end up in logs
         return f"<Patient {self.id}>"
 

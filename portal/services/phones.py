@@ -92,3 +92,22 @@ def mask_phone(e164: str | None) -> str:
     if len(digits) <= len(country) + 4:
         return f"+{country}•••••"
     return f"+{country}•••••{digits[-4:]}"
+
+
+def display_phone(e164: str | None) -> str:
+    """Return a number in its national format ("(212) 555-0100"), or as stored."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, "US")
+    except NumberParseException:
+        return e164
+    if not phonenumbers.is_valid_number(number):
+        return e164
+    region = phonenumbers.region_code_for_number(number)
+    fmt = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if region == "US"
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, fmt)

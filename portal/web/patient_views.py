@@ -10,7 +10,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
 from flask import current_app, url_for
 
@@ -24,6 +23,7 @@ from portal.models.enums import (
 )
 from portal.services.alternatives import Alternative
 from portal.services.links import appointment_token
+from portal.services.phones import display_phone
 from portal.services.timezones import shown_time
 from portal.web.ui import humanize_minutes, local_time
 
@@ -65,25 +65,6 @@ class SlotView:
 class AlternativeView:
     slot: SlotView
     reasons: str  # "Same practitioner · Same day"
-
-
-def display_phone(e164: str | None) -> str:
-    """Return a number in its national format ("(212) 555-0100"), or as stored."""
-    if not e164:
-        return ""
-    try:
-        number = phonenumbers.parse(e164, "US")
-    except phonenumbers.NumberParseException:
-        return e164
-    if not phonenumbers.is_valid_number(number):
-        return e164
-    region = phonenumbers.region_code_for_number(number)
-    fmt = (
-        phonenumbers.PhoneNumberFormat.NATIONAL
-        if region == "US"
-        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    )
-    return phonenumbers.format_number(number, fmt)
 
 
 def slot_view(slot: Slot, patient_tz: str) -> SlotView:
@@ -186,14 +167,10 @@ def appointment_path(appointment: Appointment) -> str:
     return url_for("patient.appointment", token=token)
 
 
-def first_name(patient: Patient) -> str:
-    return patient.name.split()[0] if patient.name and patient.name.split() else "there"
-
-
 def page_context(slot: Slot | None = None, patient: Patient | None = None) -> dict[str, Any]:
     """The layout's variables: practice name, the location's phone, the greeting."""
     return {
         "practice_name": current_app.config["PRACTICE_NAME"],
         "location_phone": display_phone(slot.location.phone) if slot else None,
-        "first_name": first_name(patient) if patient else None,
+        "first_name": patient.first_name if patient else None,
     }

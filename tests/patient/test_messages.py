@@ -99,3 +99,9 @@ def test_clinic_time_names_its_date_when_the_day_differs(scene: Scene) -> None:
 
     assert "1:00AM CET" in body
     assert re.search(r"\(\w{3}, \w{3} \d+ 7:00 PM EST clinic time\)", body), body
+
+
+def test_confirmation_email_shows_the_clinic_number_as_people_write_it(scene: Scene) -> None:
+    message = render_message(_notification(scene, Purpose.CONFIRMATION), Channel.EMAIL)
+    assert "(212) 555-0100" in message.body and "(212) 555-0100" in message.html
+    assert "+12125550100" not in message.body

@@ -13,6 +13,7 @@ from portal.models import Appointment, Notification, Offer, Patient, Slot
 from portal.models.enums import Channel, Purpose
 from portal.services.calendar import ICS_FILENAME, appointment_ics
 from portal.services.links import appointment_url, offer_url
+from portal.services.phones import display_phone
 from portal.services.timezones import format_local, format_short, shown_time, to_local
 
 _URL = re.compile(r"https?://\S+")
@@ -51,6 +52,7 @@ def _slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
         "service": slot.service,
         "practitioner": slot.practitioner,
         "location": slot.location,
+        "location_phone": display_phone(slot.location.phone),
         "when": format_local(shown.local),
         "when_short": format_short(shown.local),
         "practice_when": format_local(shown.practice) if shown.practice else None,
@@ -60,17 +62,9 @@ def _slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
 def message_context(notification: Notification) -> dict[str, Any]:
     """Everything a template may use; names and numbers are read now, never stored."""
     patient = notification.patient
-    ctx: dict[str, Any] = {
-        "practice": current_app.config["PRACTICE_NAME"],
-        "first_name": patient.name.split()[0] if patient.name else "there",
-        "notification": notification,
-        **notification.context,
-    }
-    if notification.offer_id:
-        offer = db.session.get(Offer, notification.offer_id)
-        ctx |= _slot_context(offer.slot, patient.timezone)
-        ctx["offer"] = offer
-        ctx["offer_link"] = offer_url(offer.id, patient.id, offer.slot.start_at)
+    offer = db.session.get(Offer, notification.offer_id) if notification.offer_id else None
+    ctx = reply_context(patient, offer) | {"notification": notification, **notification.context}
+    if offer is not None:
         ctx["expires"] = format_short(to_local(offer.window_expires_at, patient.timezone))
     if notification.appointment_id:
         appointment = db.session.get(Appointment, notification.appointment_id)
@@ -140,7 +134,7 @@ def reply_context(patient: Patient, offer: Offer | None = None) -> dict[str, Any
     """What the reply templates (texts and call prompts) may use."""
     ctx: dict[str, Any] = {
         "practice": current_app.config["PRACTICE_NAME"],
-        "first_name": patient.name.split()[0] if patient.name else "there",
+        "first_name": patient.first_name,
         "offer": offer,
     }
     if offer is not None:
