@@ -114,6 +114,18 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve the session app over real HTTP on a free local port; yield its base URL."""
+    from tests.fakes.live_server import LiveServer
+
+    server = LiveServer(app).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def runner(app: Flask):
     return app.test_cli_runner()
 

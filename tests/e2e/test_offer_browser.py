@@ -7,14 +7,11 @@ Screenshots land in tests/e2e/screenshots/ (git-ignored) for a human to look at.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
-from werkzeug.serving import make_server
 
 from portal.db import db
 from portal.models import Appointment
@@ -35,19 +32,6 @@ PHONE = {"width": 390, "height": 844}
 SHOTS = Path(__file__).parent / "screenshots"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    """Serve the session app on a free local port; yield its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
 import requests
 import sqlalchemy as sa
-from flask import Flask
-from werkzeug.serving import make_server
 
 from portal.db import db
 from portal.models import Appointment
@@ -17,18 +13,6 @@ from tests.conftest import csrf_token_from
 from tests.patient.conftest import build_scene, offer_token
 
 ROUNDS = 5
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 def _race(base: str) -> tuple[list[tuple[int, bool]], int]:
