@@ -37,7 +37,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit, urlunsplit
@@ -52,18 +51,15 @@ from redis import Redis  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.config import limiter_storage_uri  # noqa: E402
-from portal.db import db, now_utc  # noqa: E402
+from portal.db import db  # noqa: E402
 from portal.engines import create_fresh_database, drop_database, test_engines  # noqa: E402
-from portal.models import Appointment, Notification, Offer, OfferPolicy, Slot  # noqa: E402
+from portal.models import Appointment, Notification, Offer, Slot  # noqa: E402
 from portal.models.enums import (  # noqa: E402
     INACTIVE_APPOINTMENT_STATUSES,
-    OfferMode,
     OfferStatus,
     Purpose,
     SlotStatus,
 )
-from portal.services.filling import advance  # noqa: E402
-from portal.services.links import LinkPurpose, make_token  # noqa: E402
 from tests import factories as f  # noqa: E402
 from tests.e2e.server import gunicorn_server, log_tail  # noqa: E402
 
@@ -136,26 +132,6 @@ def _timed(call: Callable[[], requests.Response]) -> tuple[int | None, float, fl
 
 
 # ------------------------------------------------------------------------ rounds
-
-
-def build_round(patients: int) -> tuple[int, list[int], list[str]]:
-    """One slot broadcast to ``patients`` new waitlisted patients: (slot id, offer ids, tokens)."""
-    clinic = f.location(timezone="America/New_York")
-    practitioner = f.practitioner(location=clinic)
-    service = f.service(category=CATEGORY, duration_minutes=30)
-    start = (now_utc() + timedelta(days=1)).replace(second=0, microsecond=0)
-    slot = f.slot(start_at=start, practitioner=practitioner, service=service)
-    for hours in (2, 4):  # alternatives the losers are shown
-        f.slot(start_at=start + timedelta(hours=hours), practitioner=practitioner, service=service)
-    for _ in range(patients):
-        f.waitlist_entry(patient=f.patient(), slot=slot)
-    offers = advance(slot.id).offers
-    db.session.commit()
-    if len(offers) != patients:
-        raise RuntimeError(f"expected {patients} offers, the wave sent {len(offers)}")
-    expires = start + timedelta(days=2)
-    tokens = [make_token(LinkPurpose.OFFER, o.id, o.patient_id, expires) for o in offers]
-    return slot.id, [o.id for o in offers], tokens
 
 
 def accept_storm(base_url: str, tokens: list[str]) -> tuple[float, Burst, list[str]]:
@@ -273,7 +249,8 @@ def check_invariant(slot_id: int, offer_ids: list[int], winner_locations: int) -
 def run_round(number: int, base_url: str, patients: int, probe_requests: int) -> RoundResult:
     """Build, storm, check, then probe the bare and health endpoints."""
     began = time.perf_counter()
-    slot_id, offer_ids, tokens = build_round(patients)
+    scene = f.broadcast_scene(patients, CATEGORY)
+    slot_id, offer_ids, tokens = scene.slot.id, [o.id for o in scene.offers], scene.tokens
     setup = time.perf_counter() - began
     prefetch, burst, locations = accept_storm(base_url, tokens)
     winners = sum(1 for loc in locations if loc.startswith("/a/"))
@@ -371,8 +348,6 @@ def bench_database(server_url: str, redis_url: str, secret: str, keep: bool) -> 
             # alembic.ini's fileConfig logs every step at INFO to stderr; keep the output clean.
             with contextlib.redirect_stderr(io.StringIO()):
                 upgrade(directory=str(PROJECT_ROOT / "migrations"))
-            db.session.add(OfferPolicy(category=CATEGORY, mode=OfferMode.BROADCAST))
-            db.session.commit()
             yield url
             db.session.remove()
             db.engine.dispose()

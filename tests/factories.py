@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -152,3 +153,49 @@ def staff_user(*, password: str = "correct horse battery", **kw: Any) -> StaffUs
         "password_hash": hash_password(password),
     }
     return _save(StaffUser(**(defaults | kw)))
+
+
+@dataclass
+class BroadcastScene:
+    """One slot offered to many patients at once, and two open alternatives beside it."""
+
+    slot: Slot
+    alternatives: list[Slot]
+    offers: list[Offer]
+    tokens: list[str]  # each patient's signed offer link token
+
+
+def broadcast_scene(patients: int, category: str = "injectables") -> BroadcastScene:
+    """Build and commit a broadcast wave of ``patients`` offers (races, the bench)."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    from portal.models import OfferPolicy
+    from portal.models.enums import OfferMode
+    from portal.services.filling import advance
+    from portal.services.links import LinkPurpose, make_token
+    from tests import factories as f
+
+    db.session.execute(
+        insert(OfferPolicy)
+        .values(
+            category=category, mode=OfferMode.BROADCAST, created_at=now_utc(), updated_at=now_utc()
+        )
+        .on_conflict_do_nothing(index_elements=[OfferPolicy.category])
+    )
+    practitioner = f.practitioner(location=f.location(timezone="America/New_York"))
+    service = f.service(category=category, duration_minutes=30)
+    start = (now_utc() + timedelta(days=1)).replace(second=0, microsecond=0)
+    slot = f.slot(start_at=start, practitioner=practitioner, service=service)
+    alternatives = [
+        f.slot(start_at=start + timedelta(hours=hours), practitioner=practitioner, service=service)
+        for hours in (2, 4)
+    ]
+    for _ in range(patients):
+        f.waitlist_entry(patient=f.patient(), slot=slot)
+    offers = advance(slot.id).offers
+    db.session.commit()
+    if len(offers) != patients:
+        raise RuntimeError(f"expected {patients} offers, the wave sent {len(offers)}")
+    expires = start + timedelta(days=2)
+    tokens = [make_token(LinkPurpose.OFFER, o.id, o.patient_id, expires) for o in offers]
+    return BroadcastScene(slot, alternatives, offers, tokens)

@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,18 +22,15 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 
-from portal.db import db, now_utc
-from portal.models import Appointment, Notification, Offer, OfferPolicy, Slot
+from portal.db import db
+from portal.models import Appointment, Notification, Offer, Slot
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
     AppointmentSource,
-    OfferMode,
     OfferStatus,
     Purpose,
     SlotStatus,
 )
-from portal.services.filling import advance
-from portal.services.links import LinkPurpose, make_token
 from tests import factories as f
 from tests.conftest import TEST_SECRET, csrf_token_from
 from tests.e2e.server import gunicorn_server, log_tail
@@ -70,14 +66,6 @@ class Reply:
         }
 
 
-@dataclass
-class Scene:
-    slot: Slot
-    alternatives: list[Slot]
-    offers: list[Offer]
-    tokens: list[str]  # tokens[i] opens offers[i]
-
-
 @pytest.fixture(scope="module")
 def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("gunicorn") / "error.log"
@@ -92,28 +80,6 @@ def live_url(
         database_url, engine_urls[1], TEST_SECRET, workers=4, threads=4, log_path=server_log
     ) as url:
         yield url
-
-
-def build_scene(patients: int) -> Scene:
-    """One slot broadcast to ``patients`` waitlisted patients, and two open alternatives."""
-    clinic = f.location(timezone="America/New_York")
-    practitioner = f.practitioner(location=clinic)
-    service = f.service(category=CATEGORY, duration_minutes=30)
-    start = (now_utc() + timedelta(days=1)).replace(second=0, microsecond=0)
-    slot = f.slot(start_at=start, practitioner=practitioner, service=service)
-    alternatives = [
-        f.slot(start_at=start + timedelta(hours=hours), practitioner=practitioner, service=service)
-        for hours in (2, 4)
-    ]
-    for _ in range(patients):
-        f.waitlist_entry(patient=f.patient(), slot=slot)
-    offers = advance(slot.id).offers
-    assert len(offers) == patients, "broadcast mode offers the slot to everyone matching"
-    db.session.commit()
-    tokens = [
-        make_token(LinkPurpose.OFFER, o.id, o.patient_id, start + timedelta(days=2)) for o in offers
-    ]
-    return Scene(slot, alternatives, offers, tokens)
 
 
 def race(
@@ -172,11 +138,8 @@ def test_livez_over_gunicorn(live_url: str) -> None:
 def test_simultaneous_accepts_book_once_and_show_losers_alternatives(
     live_url: str, server_log: Path
 ) -> None:
-    db.session.add(OfferPolicy(category=CATEGORY, mode=OfferMode.BROADCAST))
-    db.session.commit()
-
     for round_no in range(1, ROUNDS + 1):
-        scene = build_scene(PATIENTS)
+        scene = f.broadcast_scene(PATIENTS, CATEGORY)
         sessions, replies = accept_storm(live_url, scene.tokens)
         try:
             _check_storm(scene, replies)
@@ -190,7 +153,7 @@ def test_simultaneous_accepts_book_once_and_show_losers_alternatives(
                 session.close()
 
 
-def _check_storm(scene: Scene, replies: list[Reply]) -> None:
+def _check_storm(scene: f.BroadcastScene, replies: list[Reply]) -> None:
     statuses = Counter(r.status for r in replies)
     assert not [s for s in statuses if s >= 500], f"server errors: {statuses}"
     winners = [i for i, r in enumerate(replies) if r.status == 303]
@@ -239,7 +202,7 @@ def _check_storm(scene: Scene, replies: list[Reply]) -> None:
 
 
 def _check_alternative_race(
-    base_url: str, scene: Scene, sessions: list[requests.Session], replies: list[Reply]
+    base_url: str, scene: f.BroadcastScene, sessions: list[requests.Session], replies: list[Reply]
 ) -> None:
     """Two losers tap the same alternative at once: one books it, the other may take the next."""
     losers = [i for i, r in enumerate(replies) if r.status == 200][:2]

@@ -12,11 +12,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from portal.db import db, now_utc
-from portal.models import Appointment, Notification, Offer, OfferPolicy, Patient, Slot
+from portal.models import Appointment, Notification, Offer, Patient, Slot
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
     AppointmentSource,
-    OfferMode,
     OfferStatus,
     Purpose,
 )
@@ -33,19 +32,8 @@ THREADS = 50
 
 def _broadcast_slot(n: int) -> tuple[int, list[int]]:
     """A slot offered to ``n`` patients at once, plus two open alternatives."""
-    slot = f.slot()
-    db.session.add(OfferPolicy(category=slot.service.category, mode=OfferMode.BROADCAST))
-    for _ in range(n):
-        f.waitlist_entry(slot=slot)
-    for hours in (1, 2):
-        f.slot(
-            start_at=slot.start_at + timedelta(hours=hours),
-            practitioner=slot.practitioner,
-            service=slot.service,
-        )
-    offers = advance(slot.id).offers
-    db.session.commit()
-    return slot.id, [o.id for o in offers]
+    scene = f.broadcast_scene(n)
+    return scene.slot.id, [o.id for o in scene.offers]
 
 
 def _race(app: Flask, calls: list[Callable[[], str]]) -> Counter[str]:
