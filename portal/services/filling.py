@@ -14,8 +14,14 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Offer, Slot
-from portal.models.enums import OfferStatus, Purpose, SlotStatus
+from portal.models import Appointment, Offer, Slot
+from portal.models.enums import (
+    INACTIVE_APPOINTMENT_STATUSES,
+    AppointmentStatus,
+    OfferStatus,
+    Purpose,
+    SlotStatus,
+)
 from portal.queue import enqueue_after_commit
 from portal.services.audit import SYSTEM, Actor, record, snapshot
 from portal.services.matching import closure_for, find_candidates
@@ -75,10 +81,11 @@ def expire_overdue_offers(slot_id: int, now: datetime, actor: Actor = SYSTEM) ->
             Offer.window_expires_at <= now,
         )
         .values(status=OfferStatus.EXPIRED, updated_at=now)
-        .returning(Offer.id)
+        .returning(Offer)
+        .execution_options(populate_existing=True, synchronize_session=False)
     ).all()
-    for offer_id in expired:
-        record(actor, "offer.expired", db.session.get(Offer, offer_id))
+    for offer in expired:
+        record(actor, "offer.expired", offer)
     return len(expired)
 
 
@@ -189,9 +196,6 @@ def release_slot(
     slot: Slot, actor: Actor, reason: str = "released", now: datetime | None = None
 ) -> None:
     """Cancel the slot's live appointment (if any), reopen it and start filling it."""
-    from portal.models import Appointment
-    from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, AppointmentStatus
-
     now = now or now_utc()
     locked = db.session.scalar(sa.select(Slot).where(Slot.id == slot.id).with_for_update())
     appointment = db.session.scalar(

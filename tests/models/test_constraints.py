@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from portal.db import db, now_utc
-from portal.models import AuditEvent, Charge, Slot
+from portal.models import Appointment, AuditEvent, Charge, Slot
 from portal.models.enums import (
     ActorType,
     AppointmentStatus,
@@ -36,6 +36,7 @@ def test_cancelled_or_no_show_appointment_frees_the_slot(inactive: AppointmentSt
     f.appointment(slot=slot, status=inactive)
     f.appointment(slot=slot)  # a new booking is allowed
     db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Appointment)) == 2
 
 
 def test_second_accepted_offer_on_a_slot_is_rejected() -> None:
