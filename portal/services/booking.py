@@ -30,6 +30,7 @@ from portal.models.enums import (
 from portal.services import holds
 from portal.services.audit import Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
+from portal.services.filling import schedule_fill
 from portal.services.notify import queue_notification
 
 log = logging.getLogger(__name__)
@@ -266,8 +267,6 @@ def accept_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) ->
 
 def decline_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -> Offer:
     """Decline an offer; if nobody in the wave is left waiting, the next wave starts now."""
-    from portal.services.filling import schedule_fill
-
     now = now or now_utc()
     offer = get_offer(offer_id)
     marked = db.session.execute(

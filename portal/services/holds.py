@@ -19,6 +19,7 @@ from portal.queue import enqueue_after_commit
 from portal.services import booking
 from portal.services.audit import Actor, record
 from portal.services.errors import Conflict
+from portal.services.filling import schedule_fill
 from portal.services.settings import get_setting
 
 
@@ -115,8 +116,6 @@ def complete_hold(offer_id: int, *, actor: Actor, now: datetime | None = None) -
 
 def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | None = None) -> bool:
     """Let a lapsed hold go: the slot reopens and filling carries on. Idempotent."""
-    from portal.services.filling import schedule_fill
-
     now = now or now_utc()
     slot = booking.updated_row(
         sa.update(Slot)
