@@ -36,6 +36,9 @@ class DaySlot:
     status: SlotStatus
     practitioner_name: str
     service_name: str
+    price_cents: int = 0
+    current_wave: int = 0
+    fill_exhausted: bool = False
     appointment_id: int | None = None
     appointment_status: AppointmentStatus | None = None
     patient_name: str | None = None
@@ -78,9 +81,8 @@ def local_today(timezone: str, now: datetime | None = None) -> date:
     return (now or now_utc()).astimezone(ZoneInfo(timezone)).date()
 
 
-def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
-    """Return the location's slots starting on ``day`` in the location's own time zone."""
-    start, end = local_day_bounds(day, location.timezone)
+def _day_slots(*where: sa.ColumnElement[bool]) -> list[DaySlot]:
+    """Slots matching ``where`` as day-view rows, in start order (one query)."""
     booked_patient = aliased(Patient)
     held_patient = aliased(Patient)
     stmt = (
@@ -91,6 +93,9 @@ def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
             Slot.status,
             Practitioner.name,
             Service.name,
+            Service.price_cents,
+            Slot.current_wave,
+            Slot.fill_exhausted_at,
             Appointment.id,
             Appointment.status,
             booked_patient.name,
@@ -109,7 +114,7 @@ def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
         .outerjoin(booked_patient, booked_patient.id == Appointment.patient_id)
         .outerjoin(Offer, Offer.id == Slot.hold_offer_id)
         .outerjoin(held_patient, held_patient.id == Offer.patient_id)
-        .where(Slot.location_id == location.id, Slot.start_at >= start, Slot.start_at < end)
+        .where(*where)
         .order_by(Slot.start_at, Practitioner.name, Slot.id)
     )
     return [
@@ -120,6 +125,9 @@ def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
             status=status,
             practitioner_name=practitioner,
             service_name=service,
+            price_cents=price_cents,
+            current_wave=current_wave,
+            fill_exhausted=exhausted_at is not None,
             appointment_id=appointment_id,
             appointment_status=appointment_status,
             patient_name=booked_name or (held_name if status == SlotStatus.HELD else None),
@@ -131,12 +139,27 @@ def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
             status,
             practitioner,
             service,
+            price_cents,
+            current_wave,
+            exhausted_at,
             appointment_id,
             appointment_status,
             booked_name,
             held_name,
         ) in db.session.execute(stmt)
     ]
+
+
+def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
+    """Return the location's slots starting on ``day`` in the location's own time zone."""
+    start, end = local_day_bounds(day, location.timezone)
+    return _day_slots(Slot.location_id == location.id, Slot.start_at >= start, Slot.start_at < end)
+
+
+def day_slot(slot_id: int) -> DaySlot | None:
+    """Return one slot as a day-view row (to re-render just that row)."""
+    rows = _day_slots(Slot.id == slot_id)
+    return rows[0] if rows else None
 
 
 def today_at_locations(now: datetime | None = None) -> list[LocationDay]:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from portal.db import db, now_utc
-from portal.models import Appointment, Charge, Offer, Patient, Service, Slot
+from portal.models import Appointment, Charge, Offer, Patient, Slot
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
     ChargeStatus,
@@ -23,6 +23,7 @@ from portal.models.enums import (
     SlotStatus,
 )
 from portal.services.audit import Actor, record, snapshot
+from portal.services.dayview import DaySlot
 from portal.services.errors import Conflict
 from portal.services.filling import release_slot, schedule_fill
 
@@ -79,24 +80,18 @@ def _live_offer_counts(slot_ids: list[int], now: datetime) -> dict[int, tuple[in
     return {slot_id: (count, expires) for slot_id, count, expires in rows}
 
 
-def row_extras(slot_ids: list[int], now: datetime | None = None) -> dict[int, RowExtras]:
-    """Return price and filling state for each of the day view's slots, by slot id."""
-    if not slot_ids:
+def row_extras(rows: list[DaySlot], now: datetime | None = None) -> dict[int, RowExtras]:
+    """Return price and filling state for each of the day view's rows, by slot id."""
+    if not rows:
         return {}
-    now = now or now_utc()
-    live = _live_offer_counts(slot_ids, now)
-    rows = db.session.execute(
-        sa.select(Slot.id, Slot.current_wave, Slot.fill_exhausted_at, Service.price_cents)
-        .join(Service, Service.id == Slot.service_id)
-        .where(Slot.id.in_(slot_ids))
-    )
-    extras = {}
-    for slot_id, wave, exhausted_at, price in rows:
-        pending, expires = live.get(slot_id, (0, None))
-        extras[slot_id] = RowExtras(
-            price, FillState(wave, pending, expires, exhausted_at is not None)
+    live = _live_offer_counts([r.slot_id for r in rows], now or now_utc())
+    return {
+        r.slot_id: RowExtras(
+            r.price_cents,
+            FillState(r.current_wave, *live.get(r.slot_id, (0, None)), r.fill_exhausted),
         )
-    return extras
+        for r in rows
+    }
 
 
 def slot_panel(slot: Slot, now: datetime | None = None) -> SlotPanel:

@@ -58,7 +58,7 @@ def day() -> ResponseReturnValue:
         today=today,
         prev_day=shown - timedelta(days=1) if shown > FIRST_DAY else None,
         next_day=shown + timedelta(days=1) if shown < LAST_DAY else None,
-        extras=staffops.row_extras([s.slot_id for s in slots]),
+        extras=staffops.row_extras(slots),
         tz=location.timezone,
     )
 
@@ -134,9 +134,7 @@ def _render_slot(found: Slot) -> ResponseReturnValue:
 
 def _render_day_row(found: Slot, *, expanded: bool) -> ResponseReturnValue:
     """Render the slot's ``<tbody>`` in the day view, with the panel under it if expanded."""
-    local_day = dayview.local_today(found.location.timezone, found.start_at)
-    rows = dayview.slots_for_local_day(found.location, local_day)
-    row = next(r for r in rows if r.slot_id == found.id)
+    row = dayview.day_slot(found.id)
     context = _panel_context(found) if expanded else {"tz": found.location.timezone}
     return render_template(
         "staff/_slot_panel.html",
@@ -144,7 +142,7 @@ def _render_day_row(found: Slot, *, expanded: bool) -> ResponseReturnValue:
         expanded=expanded,
         fragment=True,
         row=row,
-        extras=staffops.row_extras([found.id])[found.id],
+        extras=staffops.row_extras([row])[found.id],
         **context,
     )
 
