@@ -77,30 +77,30 @@ def _busy_patient_ids(slot: Slot) -> set[int]:
     return set(db.session.scalars(booked.union(offered)))
 
 
-def _offer_history(patient_ids: list[int], now: datetime) -> dict[int, Counter[str]]:
+@dataclass
+class OfferHistory:
+    """A patient's recent offers: outcomes (for ranking) and how many came today."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    today: int = 0
+
+
+def _offer_history(patients: list[Patient], now: datetime) -> dict[int, OfferHistory]:
+    """One query for every candidate's offers of the last ``HISTORY``."""
+    zones = {p.id: p.timezone for p in patients}
+    history = {pid: OfferHistory() for pid in zones}
     rows = db.session.execute(
         sa.select(Offer.patient_id, Offer.status, Offer.created_at).where(
-            Offer.patient_id.in_(patient_ids), Offer.created_at > now - HISTORY
+            Offer.patient_id.in_(list(zones)), Offer.created_at > now - HISTORY
         )
     )
-    history: dict[int, Counter[str]] = {pid: Counter() for pid in patient_ids}
-    for patient_id, status, _ in rows:
-        history[patient_id][status] += 1
-    return history
-
-
-def _offers_today(patient_ids: list[int], tz_by_patient: dict[int, str], now: datetime) -> Counter:
-    rows = db.session.execute(
-        sa.select(Offer.patient_id, Offer.created_at).where(
-            Offer.patient_id.in_(patient_ids), Offer.created_at > now - timedelta(days=2)
-        )
-    )
-    counts: Counter[int] = Counter()
-    for patient_id, created_at in rows:
-        tz = tz_by_patient[patient_id]
+    for patient_id, status, created_at in rows:
+        entry = history[patient_id]
+        entry.outcomes[status] += 1
+        tz = zones[patient_id]
         if to_local(created_at, tz).date() == to_local(now, tz).date():
-            counts[patient_id] += 1
-    return counts
+            entry.today += 1
+    return history
 
 
 def find_candidates(slot: Slot, now: datetime) -> list[Candidate]:
@@ -144,13 +144,11 @@ def find_candidates(slot: Slot, now: datetime) -> list[Candidate]:
     if not fitting:
         return []
 
-    patient_ids = [c.patient.id for c in fitting]
+    history = _offer_history([c.patient for c in fitting], now)
     cap = get_setting("daily_offer_cap")
-    today = _offers_today(patient_ids, {c.patient.id: c.patient.timezone for c in fitting}, now)
-    fitting = [c for c in fitting if today[c.patient.id] < cap]
-    history = _offer_history(patient_ids, now)
+    fitting = [c for c in fitting if history[c.patient.id].today < cap]
     for candidate in fitting:
-        score_candidate(candidate, slot, now, history[candidate.patient.id])
+        score_candidate(candidate, slot, now, history[candidate.patient.id].outcomes)
     fitting.sort(key=lambda c: (-c.score, c.entry.created_at, c.entry.id))
     return fitting
 
