@@ -14,10 +14,11 @@ import pytest
 import redis
 
 from portal import engines
+from portal.engines import postgres, redis_server
 
 
 def _connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(**engines._psycopg_kwargs(url), autocommit=True)
+    return psycopg.connect(**postgres._psycopg_kwargs(url), autocommit=True)
 
 
 def _child_env() -> dict[str, str]:
@@ -85,7 +86,7 @@ def test_embedded_redis_is_shared_and_outlives_attached_processes(
             client.close()
     finally:
         engines.release_engines(instance)
-    assert not engines._redis_alive(Path(url.removeprefix("unix://")))
+    assert not redis_server._redis_alive(Path(url.removeprefix("unix://")))
 
 
 def test_embedded_postgres_creates_portal_db_and_survives_attached_process(
