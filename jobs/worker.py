@@ -45,17 +45,18 @@ def run_worker(app: Flask, *, burst: bool = False, with_scheduler: bool = True) 
                 if burst:
                     raise
                 log.warning("worker lost Redis (%s)", type(exc).__name__)
-            if burst or worker._stop_requested:
+            # RQ does not say why work() returned; a stop signal and a lost Redis look
+            # alike. Redis answering means we were asked to stop (or have nothing to do).
+            if burst or _redis_answers(connection):
                 return
-            log.warning("worker stopped without being asked to; restarting once Redis answers")
-            _wait_for_redis(connection)
+            log.warning("worker lost Redis; starting a new one once Redis answers")
+            while not _redis_answers(connection):
+                time.sleep(2.0)
 
 
-def _wait_for_redis(connection: Redis, pause: float = 2.0) -> None:
-    while True:
-        time.sleep(pause)
-        try:
-            connection.ping()
-            return
-        except RedisConnectionError:
-            continue
+def _redis_answers(connection: Redis) -> bool:
+    try:
+        connection.ping()
+    except RedisConnectionError:
+        return False
+    return True
