@@ -7,7 +7,7 @@ import logging
 from jobs import job
 from portal.db import db, now_utc
 from portal.models import Slot
-from portal.services import filling, holds
+from portal.services import filling, holds, integrity
 from portal.services.audit import SYSTEM
 from portal.services.matching import find_candidates
 
@@ -43,9 +43,19 @@ def expire_hold(slot_id: int, offer_id: int) -> bool:
 
 @job
 def reconcile() -> dict[str, int]:
-    """Redo whatever a lost job left undone: overdue waves, lapsed holds, stalled slots."""
+    """Redo whatever a lost job left undone: overdue waves, lapsed holds, stalled slots.
+
+    First it checks the booking invariant and repairs (with an audit event) any slot
+    whose status disagrees with its bookings.
+    """
     now = now_utc()
-    tally = {"advanced": 0, "holds_released": 0, "reopened": 0}
+    tally = {"repaired": 0, "advanced": 0, "holds_released": 0, "reopened": 0}
+    for violation in integrity.find_violations():
+        log.warning(
+            "slot %s violates the booking invariant (%s)", violation.slot_id, violation.kind
+        )
+        tally["repaired"] += integrity.repair(violation, SYSTEM, now)
+        db.session.commit()
     for slot_id, offer_id in holds.lapsed_holds(now):
         tally["holds_released"] += holds.release_hold(slot_id, offer_id, actor=SYSTEM)
         db.session.commit()

@@ -20,6 +20,7 @@ from portal.models import (
     WaitlistEntry,
 )
 from portal.models.enums import (
+    INACTIVE_APPOINTMENT_STATUSES,
     AppointmentSource,
     AppointmentStatus,
     OfferStatus,
@@ -130,6 +131,7 @@ def offer(*, slot: Slot, entry: WaitlistEntry | None = None, **kw: Any) -> Offer
 
 
 def appointment(*, slot: Slot, patient: Patient | None = None, **kw: Any) -> Appointment:
+    """An appointment in ``slot``; an active one marks the slot booked (the invariant)."""
     from tests import factories as f
 
     patient = patient or f.patient()
@@ -139,7 +141,10 @@ def appointment(*, slot: Slot, patient: Patient | None = None, **kw: Any) -> App
         "status": AppointmentStatus.BOOKED,
         "source": AppointmentSource.STAFF,
     }
-    return _save(Appointment(**(defaults | kw)))
+    made = Appointment(**(defaults | kw))
+    if made.status not in INACTIVE_APPOINTMENT_STATUSES:
+        slot.status = SlotStatus.BOOKED
+    return _save(made)
 
 
 def staff_user(*, password: str = "correct horse battery", **kw: Any) -> StaffUser:

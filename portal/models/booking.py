@@ -24,6 +24,15 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
             unique=True,
             postgresql_where=sa.text("status NOT IN ('cancelled', 'no_show')"),
         ),
+        # One want, one booking: a waitlist entry is booked at most once at a time.
+        sa.Index(
+            "uq_appointment_one_active_per_entry",
+            "waitlist_entry_id",
+            unique=True,
+            postgresql_where=sa.text(
+                "waitlist_entry_id IS NOT NULL AND status NOT IN ('cancelled', 'no_show')"
+            ),
+        ),
         sa.Index("ix_appointment_patient_status", "patient_id", "status"),
         sa.CheckConstraint(
             "cancellation_fee_cents IS NULL OR cancellation_fee_cents >= 0",
@@ -51,6 +60,8 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(200))
     cancellation_fee_cents: Mapped[int | None]
     grace_cancellation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: The calendar entry's SEQUENCE (RFC 5545): bumped whenever the patient's copy changes.
+    calendar_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
 
     slot: Mapped[Slot] = relationship()
     patient: Mapped[Patient] = relationship()

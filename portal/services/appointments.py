@@ -1,14 +1,17 @@
-"""Appointment state changes outside booking: check-in (no-shows and cancellations next)."""
+"""Appointment state changes outside booking: check-in and cancellation."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from portal.db import now_utc
+import sqlalchemy as sa
+
+from portal.db import db, now_utc
 from portal.models import Appointment
-from portal.models.enums import AppointmentStatus
-from portal.services.audit import Actor, record
+from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, AppointmentStatus, Purpose
+from portal.services.audit import Actor, record, snapshot
 from portal.services.errors import Conflict
+from portal.services.notify import queue_notification
 
 CHECKABLE = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 
@@ -26,4 +29,45 @@ def check_in(appointment: Appointment, actor: Actor, now: datetime | None = None
     appointment.status = AppointmentStatus.CHECKED_IN
     appointment.checked_in_at = now or now_utc()
     record(actor, "appointment.checked_in", appointment, before={"status": before})
+    return appointment
+
+
+def active_appointment(slot_id: int) -> Appointment | None:
+    """Return the slot's appointment that still occupies it, if any."""
+    return db.session.scalar(
+        sa.select(Appointment).where(
+            Appointment.slot_id == slot_id,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+        )
+    )
+
+
+def cancel_appointment(
+    appointment: Appointment,
+    actor: Actor,
+    *,
+    reason: str | None,
+    now: datetime | None = None,
+) -> Appointment:
+    """Cancel the appointment and tell the patient (with ``reason`` when staff gave one).
+
+    The patient's calendar entry is superseded: ``calendar_sequence`` goes up and the
+    message carries a ``METHOD:CANCEL`` event. The caller holds the slot's row lock and
+    decides what becomes of the slot.
+    """
+    now = now or now_utc()
+    before = snapshot(appointment, "status")
+    appointment.status = AppointmentStatus.CANCELLED
+    appointment.cancelled_at = now
+    appointment.cancel_reason = (reason or "")[:200] or None
+    appointment.calendar_sequence += 1
+    record(actor, "appointment.cancelled", appointment, before=before, after={"reason": reason})
+    queue_notification(
+        appointment.patient,
+        Purpose.CANCELLATION,
+        f"cancellation:{appointment.id}",
+        appointment_id=appointment.id,
+        context={"reason": reason} if reason else None,
+        now=now,
+    )
     return appointment

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Appointment, Charge, Offer, Patient, Slot, WaitlistEntry
 from portal.models.enums import (
+    INACTIVE_APPOINTMENT_STATUSES,
     AppointmentSource,
     AppointmentStatus,
     OfferStatus,
@@ -32,6 +33,8 @@ from portal.services.audit import Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.filling import schedule_fill
 from portal.services.notify import queue_notification
+from portal.services.offers import update_offers
+from portal.services.timezones import format_local, to_local
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,33 @@ class SlotHeld(Conflict):
 class SlotNotBookable(Conflict):
     default_code = "slot_not_bookable"
     default_message = "This slot cannot be booked."
+
+
+class PatientBusy(Conflict):
+    """The patient already has an active appointment overlapping this slot."""
+
+    default_code = "patient_busy"
+
+    def __init__(self, clash: Appointment) -> None:
+        slot = clash.slot
+        when = format_local(to_local(slot.start_at, slot.location.timezone))
+        super().__init__(
+            f"This patient already has {slot.service.name} booked at {when}.",
+            details={
+                "appointment_id": clash.id,
+                "slot_id": slot.id,
+                "start_at": slot.start_at.isoformat(),
+                "end_at": slot.end_at.isoformat(),
+            },
+        )
+        self.clash = clash
+
+
+class EntryClosed(Conflict):
+    """The waitlist entry behind an offer is no longer active (booked, paused, removed)."""
+
+    default_code = "offer_entry_closed"
+    default_message = "This offer no longer applies: that waitlist request is closed."
 
 
 class OfferUnavailable(DomainError):
@@ -83,8 +113,15 @@ def book_slot(
     now: datetime | None = None,
     offer: Offer | None = None,
     from_status: SlotStatus = SlotStatus.OPEN,
+    overlap_reason: str | None = None,
 ) -> Appointment:
-    """Book ``slot_id`` for ``patient`` or raise ``SlotTaken``/``SlotHeld`` (caller rolls back)."""
+    """Book ``slot_id`` for ``patient`` or raise a ``Conflict`` (the caller rolls back).
+
+    Locks, always in this order: the slot row (the conditional update every loser
+    queues on), the patient row (so one patient's bookings are made one at a time and
+    the overlap check sees the other), then offers in id order (``update_offers``).
+    Staff may book over a clash on purpose by giving ``overlap_reason`` (audited).
+    """
     now = now or now_utc()
     guard = [Slot.id == slot_id, Slot.status == from_status]
     if from_status == SlotStatus.HELD:
@@ -97,7 +134,11 @@ def book_slot(
     )
     if slot is None:
         raise_for_current_state(slot_id)
+    clash = _lock_patient_and_find_clash(patient.id, slot)
+    if clash is not None and not (overlap_reason and actor.staff_id):
+        raise PatientBusy(clash)
     if offer is not None:
+        _check_entry_active(offer.waitlist_entry_id)
         _mark_accepted(offer, now, within_window=from_status == SlotStatus.OPEN)
     appointment = Appointment(
         slot_id=slot_id,
@@ -115,20 +156,63 @@ def book_slot(
         booked_by_staff_id=actor.staff_id,
     )
     db.session.add(appointment)
-    db.session.flush()  # the partial unique index is the last line of defence
+    db.session.flush()  # the partial unique indexes are the last line of defence
     record(actor, "slot.booked", slot, after={"status": "booked", "appointment": appointment.id})
     record(actor, "appointment.created", appointment, after=snapshot(appointment, "source"))
+    if clash is not None:
+        record(
+            actor,
+            "appointment.overlap_allowed",
+            appointment,
+            after={"overlaps": clash.id, "reason": overlap_reason},
+        )
     if offer is not None:
         record(actor, "offer.accepted", offer, after={"appointment": appointment.id})
-    withdraw_pending_offers(slot, actor, now, keep_offer_id=offer.id if offer else None)
-    close_waitlist_entries(patient.id, slot.service_id, actor, now)
+    closed_entries = close_waitlist_entries(patient.id, slot.service_id, actor, now)
+    own = withdraw_pending_offers(
+        slot,
+        actor,
+        now,
+        keep_offer_id=offer.id if offer else None,
+        booked_by=(patient.id, closed_entries),
+    )
     queue_notification(
         patient,
         Purpose.CONFIRMATION,
         f"confirmation:{appointment.id}",
         appointment_id=appointment.id,
+        context={"withdrawn_offers": len(own)} if own else None,
     )
     return appointment
+
+
+def _lock_patient_and_find_clash(patient_id: int, slot: Slot) -> Appointment | None:
+    """Lock the patient's row; return an active appointment of theirs overlapping ``slot``."""
+    # FOR NO KEY UPDATE: serialises this patient's bookings without blocking inserts that
+    # merely reference the patient (offers, notifications take a key-share lock).
+    db.session.execute(
+        sa.select(Patient.id).where(Patient.id == patient_id).with_for_update(key_share=True)
+    )
+    return db.session.scalars(
+        sa.select(Appointment)
+        .join(Slot, Slot.id == Appointment.slot_id)
+        .where(
+            Appointment.patient_id == patient_id,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+            Slot.id != slot.id,
+            Slot.start_at < slot.end_at,
+            Slot.end_at > slot.start_at,
+        )
+        .order_by(Slot.start_at)
+        .limit(1)
+    ).first()
+
+
+def _check_entry_active(entry_id: int) -> None:
+    """Refuse an offer whose waitlist entry closed (read after the patient lock: current)."""
+    status = db.session.scalar(sa.select(WaitlistEntry.status).where(WaitlistEntry.id == entry_id))
+    if status != WaitlistStatus.ACTIVE:
+        raise EntryClosed()
 
 
 def _mark_accepted(offer: Offer, now: datetime, *, within_window: bool) -> None:
@@ -188,39 +272,61 @@ def _entry_for(patient_id: int, slot: Slot, offer: Offer | None) -> int | None:
 
 
 def withdraw_pending_offers(
-    slot: Slot, actor: Actor, now: datetime, *, keep_offer_id: int | None = None
-) -> list[int]:
-    """Withdraw every other pending offer for ``slot`` and tell those patients."""
-    withdrawn = db.session.scalars(
-        sa.update(Offer)
-        .where(
-            Offer.slot_id == slot.id,
-            Offer.status == OfferStatus.PENDING,
-            Offer.id != (keep_offer_id or 0),
+    slot: Slot,
+    actor: Actor,
+    now: datetime,
+    *,
+    keep_offer_id: int | None = None,
+    booked_by: tuple[int, list[int]] | None = None,
+) -> list[Offer]:
+    """Withdraw the slot's other pending offers and tell those patients it was filled.
+
+    With ``booked_by=(patient_id, closed_entry_ids)`` the booking patient's own pending
+    offers for those entries or for overlapping times go too, in the same statement;
+    they are returned (the confirmation mentions them) and get no message of their own.
+    """
+    others = Offer.slot_id == slot.id
+    if booked_by is not None:
+        patient_id, entry_ids = booked_by
+        overlapping = sa.select(Slot.id).where(
+            Slot.start_at < slot.end_at, Slot.end_at > slot.start_at
         )
-        .values(status=OfferStatus.WITHDRAWN, withdrawn_reason="slot_filled", updated_at=now)
-        .returning(Offer)
-        .execution_options(populate_existing=True, synchronize_session=False)
-    ).all()
+        others = sa.or_(
+            others,
+            sa.and_(
+                Offer.patient_id == patient_id,
+                sa.or_(Offer.waitlist_entry_id.in_(entry_ids), Offer.slot_id.in_(overlapping)),
+            ),
+        )
+    withdrawn = update_offers(
+        sa.and_(others, Offer.status == OfferStatus.PENDING, Offer.id != (keep_offer_id or 0)),
+        status=OfferStatus.WITHDRAWN,
+        withdrawn_reason=sa.case((Offer.slot_id == slot.id, "slot_filled"), else_="patient_booked"),
+        updated_at=now,
+    )
+    told = [o for o in withdrawn if o.slot_id == slot.id]
     # One query for every patient told (a broadcast wave may withdraw hundreds).
     patients = {
         p.id: p
         for p in db.session.scalars(
-            sa.select(Patient).where(Patient.id.in_([o.patient_id for o in withdrawn]))
+            sa.select(Patient).where(Patient.id.in_([o.patient_id for o in told]))
         )
     }
     for offer in withdrawn:
-        record(actor, "offer.withdrawn", offer, after={"reason": "slot_filled"})
+        record(actor, "offer.withdrawn", offer, after={"reason": offer.withdrawn_reason})
+    for offer in told:
         queue_notification(
             patients[offer.patient_id],
             Purpose.SLOT_FILLED,
             f"slot_filled:{offer.id}",
             offer_id=offer.id,
         )
-    return [offer.id for offer in withdrawn]
+    return [o for o in withdrawn if o.slot_id != slot.id]
 
 
-def close_waitlist_entries(patient_id: int, service_id: int, actor: Actor, now: datetime) -> None:
+def close_waitlist_entries(
+    patient_id: int, service_id: int, actor: Actor, now: datetime
+) -> list[int]:
     """A patient who booked a service leaves every active waitlist entry for it (§3.7)."""
     closed = db.session.scalars(
         sa.update(WaitlistEntry)
@@ -235,6 +341,7 @@ def close_waitlist_entries(patient_id: int, service_id: int, actor: Actor, now: 
     ).all()
     for entry in closed:
         record(actor, "waitlist.closed", entry, after={"why": "booked"})
+    return [entry.id for entry in closed]
 
 
 def get_offer(offer_id: int) -> Offer:
@@ -280,3 +387,32 @@ def decline_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -
     record(actor, "offer.declined", offer)
     schedule_fill(offer.slot_id)
     return offer
+
+
+#: Constraints whose violation means another request won a race, and what to answer.
+_RACE_CONSTRAINTS: dict[str, type[Conflict]] = {
+    "uq_appointment_one_active_per_slot": SlotTaken,
+    "uq_offer_one_accepted_per_slot": SlotTaken,
+    "slot_booking_consistent": SlotTaken,
+    "uq_appointment_one_active_per_entry": EntryClosed,
+}
+#: Deadlock and serialization failures: PostgreSQL aborted us to let another go first.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def lost_race(exc: sa.exc.DBAPIError) -> Conflict | None:
+    """Return the conflict a database error means when a concurrent request won, else None.
+
+    The one place that turns a unique violation, the booking-consistency check, a
+    deadlock or a serialization failure into what the patient, staff or API is told.
+    """
+    orig = getattr(exc, "orig", None)
+    diag = getattr(orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    if constraint in _RACE_CONSTRAINTS:
+        return _RACE_CONSTRAINTS[constraint]()
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return Conflict(
+            "Someone else changed this at the same moment; please try again.", code="busy_retry"
+        )
+    return None

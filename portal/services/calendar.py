@@ -71,7 +71,11 @@ def _local_span(appointment: Appointment) -> tuple[datetime, datetime]:
 
 
 def appointment_ics(appointment: Appointment) -> bytes:
-    """Return the appointment as an iCalendar file (METHOD:PUBLISH, one VEVENT)."""
+    """Return the appointment as an iCalendar file: one VEVENT, ``METHOD:CANCEL`` once cancelled.
+
+    The UID never changes and ``SEQUENCE`` is the appointment's ``calendar_sequence``,
+    bumped on every change, so a calendar replaces its copy rather than adding one.
+    """
     start, end = _local_span(appointment)
     text = event_text(appointment)
     cancelled = appointment.status == AppointmentStatus.CANCELLED
@@ -84,10 +88,10 @@ def appointment_ics(appointment: Appointment) -> bytes:
         description=text.details,
         url=appointment_url(appointment.id, appointment.patient_id, appointment.slot.start_at),
         status="CANCELLED" if cancelled else "CONFIRMED",
-        # A re-imported cancellation must supersede the booking it replaces.
-        sequence=1 if cancelled else 0,
+        sequence=appointment.calendar_sequence,
     )
-    calendar = Calendar.new(prodid=PRODID, method="PUBLISH", subcomponents=[event])
+    method = "CANCEL" if cancelled else "PUBLISH"
+    calendar = Calendar.new(prodid=PRODID, method=method, subcomponents=[event])
     # A day either side keeps the observance in effect before the visit (and any DST
     # change on the day) without the default 1970-2038 span.
     calendar.add_missing_timezones(

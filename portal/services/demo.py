@@ -13,6 +13,7 @@ from portal.models import (
     CancellationPolicy,
     Location,
     OfferPolicy,
+    Patient,
     Practitioner,
     Service,
     Slot,
@@ -140,9 +141,14 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
     ]
     slots = _slots(practitioners, services, today or now.date(), rng, now)
     booked = 0
+    busy: dict[int, list[Slot]] = {p.id: [] for p in patients}
     for slot in slots:
         if slot.status == SlotStatus.BOOKED:
-            patient = rng.choice(patients)
+            patient = _free_patient(patients, busy, slot, rng)
+            if patient is None:  # everyone is busy then: leave the time open
+                slot.status, slot.opened_at = SlotStatus.OPEN, now
+                continue
+            busy[patient.id].append(slot)
             db.session.add(
                 Appointment(
                     slot=slot,
@@ -183,6 +189,16 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
         "booked": booked,
         "waitlist": entries,
     }
+
+
+def _free_patient(
+    patients: list[Patient], busy: dict[int, list[Slot]], slot: Slot, rng: random.Random
+) -> Patient | None:
+    """A random patient with no demo booking overlapping ``slot`` (no double-booked demo)."""
+    for patient in rng.sample(patients, len(patients)):
+        if all(b.end_at <= slot.start_at or b.start_at >= slot.end_at for b in busy[patient.id]):
+            return patient
+    return None
 
 
 def _email(name: str) -> str:

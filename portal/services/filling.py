@@ -14,18 +14,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Appointment, Offer, Slot
-from portal.models.enums import (
-    INACTIVE_APPOINTMENT_STATUSES,
-    AppointmentStatus,
-    OfferStatus,
-    Purpose,
-    SlotStatus,
-)
+from portal.models import Offer, Slot
+from portal.models.enums import OfferStatus, Purpose, SlotStatus
 from portal.queue import enqueue_after_commit
 from portal.services.audit import SYSTEM, Actor, record, snapshot
 from portal.services.matching import closure_for, find_candidates
 from portal.services.notify import queue_notification
+from portal.services.offers import update_offers
 from portal.services.settings import FillPolicy, fill_policy
 
 log = logging.getLogger(__name__)
@@ -73,17 +68,15 @@ def cutoff_at(slot: Slot, policy: FillPolicy) -> datetime:
 
 def expire_overdue_offers(slot_id: int, now: datetime, actor: Actor = SYSTEM) -> int:
     """Expire pending offers whose window has passed; returns how many."""
-    expired = db.session.scalars(
-        sa.update(Offer)
-        .where(
+    expired = update_offers(
+        sa.and_(
             Offer.slot_id == slot_id,
             Offer.status == OfferStatus.PENDING,
             Offer.window_expires_at <= now,
-        )
-        .values(status=OfferStatus.EXPIRED, updated_at=now)
-        .returning(Offer)
-        .execution_options(populate_existing=True, synchronize_session=False)
-    ).all()
+        ),
+        status=OfferStatus.EXPIRED,
+        updated_at=now,
+    )
     for offer in expired:
         record(actor, "offer.expired", offer)
     return len(expired)
@@ -101,10 +94,26 @@ def _live_offers(slot_id: int, now: datetime) -> int:
     )
 
 
+def lock_slot(slot_id: int) -> Slot | None:
+    """Lock the slot's row and return it as it is now (not as this session last saw it).
+
+    ``populate_existing`` matters: a session that loaded the slot earlier keeps that copy
+    in its identity map, and without it the locked row's fresh values would be ignored —
+    a release that read ``open`` before a booking committed would then "reopen" a slot
+    it believes is already open, leaving it booked with a cancelled appointment.
+    """
+    return db.session.scalar(
+        sa.select(Slot)
+        .where(Slot.id == slot_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) -> WaveOutcome:
     """Expire an overdue wave and send the next; a no-op while a wave is still live."""
     now = now or now_utc()
-    slot = db.session.scalar(sa.select(Slot).where(Slot.id == slot_id).with_for_update())
+    slot = lock_slot(slot_id)
     if slot is None:
         return WaveOutcome("no such slot")
     expired = expire_overdue_offers(slot.id, now, actor)
@@ -190,32 +199,6 @@ def slots_needing_attention(now: datetime, limit: int = 200) -> list[int]:
             .limit(limit)
         )
     )
-
-
-def release_slot(
-    slot: Slot, actor: Actor, reason: str = "released", now: datetime | None = None
-) -> None:
-    """Cancel the slot's live appointment (if any), reopen it and start filling it."""
-    now = now or now_utc()
-    locked = db.session.scalar(sa.select(Slot).where(Slot.id == slot.id).with_for_update())
-    appointment = db.session.scalar(
-        sa.select(Appointment).where(
-            Appointment.slot_id == slot.id,
-            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
-        )
-    )
-    if appointment is not None:
-        before = snapshot(appointment, "status")
-        appointment.status = AppointmentStatus.CANCELLED
-        appointment.cancelled_at = now
-        appointment.cancel_reason = reason
-        record(actor, "appointment.cancelled", appointment, before=before, after={"reason": reason})
-    if locked.status == SlotStatus.OPEN and appointment is None:
-        # Already open: only restart filling if it had stopped.
-        locked.fill_exhausted_at = None
-        schedule_fill(locked.id)
-        return
-    on_slot_opened(locked, actor, now)
 
 
 def exhausted_open_slots(now: datetime, limit: int = 100) -> list[Slot]:

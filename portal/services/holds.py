@@ -130,6 +130,24 @@ def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | N
     )
     if slot is None:
         return False
+    _close_hold(offer_id, now, status=OfferStatus.EXPIRED)
+    record(actor, "slot.hold_lapsed", slot, after={"offer": offer_id})
+    schedule_fill(slot_id)
+    return True
+
+
+def end_hold(slot: Slot, actor: Actor, now: datetime, *, why: str) -> None:
+    """End a live hold early (the caller holds the slot's row lock and reopens it)."""
+    offer_id = slot.hold_offer_id
+    if offer_id is not None:
+        _close_hold(offer_id, now, status=OfferStatus.WITHDRAWN, reason=why)
+    record(actor, "slot.hold_ended", slot, after={"offer": offer_id, "why": why})
+
+
+def _close_hold(
+    offer_id: int, now: datetime, *, status: OfferStatus, reason: str | None = None
+) -> None:
+    """The hold's pending charge fails and its offer ends with ``status``."""
     db.session.execute(
         sa.update(Charge)
         .where(Charge.offer_id == offer_id, Charge.status == ChargeStatus.PENDING)
@@ -138,8 +156,5 @@ def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | N
     db.session.execute(
         sa.update(Offer)
         .where(Offer.id == offer_id, Offer.status == OfferStatus.PENDING)
-        .values(status=OfferStatus.EXPIRED, updated_at=now)
+        .values(status=status, withdrawn_reason=reason, updated_at=now)
     )
-    record(actor, "slot.hold_lapsed", slot, after={"offer": offer_id})
-    schedule_fill(slot_id)
-    return True

@@ -17,15 +17,15 @@ from sqlalchemy.orm import joinedload
 from portal.db import db, now_utc
 from portal.models import Appointment, Charge, Offer, Patient, Slot
 from portal.models.enums import (
-    INACTIVE_APPOINTMENT_STATUSES,
     ChargeStatus,
     OfferStatus,
     SlotStatus,
 )
+from portal.services.appointments import active_appointment
 from portal.services.audit import Actor, record, snapshot
 from portal.services.dayview import DaySlot
 from portal.services.errors import Conflict
-from portal.services.filling import release_slot, schedule_fill
+from portal.services.filling import schedule_fill
 
 #: Patient search: shortest useful query, longest one read, most rows returned.
 SEARCH_MIN_CHARS = 2
@@ -111,7 +111,7 @@ def slot_panel(slot: Slot, now: datetime | None = None) -> SlotPanel:
         max((o.window_expires_at for o in live), default=None),
         slot.fill_exhausted_at is not None,
     )
-    panel = SlotPanel(slot, fill, waves, appointment=live_appointment(slot.id))
+    panel = SlotPanel(slot, fill, waves, appointment=active_appointment(slot.id))
     if slot.status == SlotStatus.HELD and slot.hold_offer_id is not None:
         panel.hold_offer = db.session.get(Offer, slot.hold_offer_id)
         panel.hold_charge = db.session.scalar(
@@ -120,16 +120,6 @@ def slot_panel(slot: Slot, now: datetime | None = None) -> SlotPanel:
             )
         )
     return panel
-
-
-def live_appointment(slot_id: int) -> Appointment | None:
-    """Return the slot's appointment that still occupies it, if any."""
-    return db.session.scalar(
-        sa.select(Appointment).where(
-            Appointment.slot_id == slot_id,
-            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
-        )
-    )
 
 
 def search_patients(query: str, limit: int = SEARCH_LIMIT) -> list[Patient]:
@@ -176,11 +166,3 @@ def restart_filling(slot: Slot, actor: Actor, now: datetime | None = None) -> No
         raise Conflict("This slot is already being offered.", code="already_filling")
     record(actor, "slot.filling_restarted", slot, before=before, after={"fill_exhausted_at": None})
     schedule_fill(slot.id)
-
-
-def release_booked_slot(slot: Slot, actor: Actor, now: datetime | None = None) -> None:
-    """Cancel a booked slot's appointment and offer the slot to the waitlist again."""
-    status = db.session.scalar(sa.select(Slot.status).where(Slot.id == slot.id).with_for_update())
-    if status != SlotStatus.BOOKED:
-        raise Conflict("Only a booked slot can be released.", code="slot_not_booked")
-    release_slot(slot, actor, now=now)

@@ -191,3 +191,16 @@ def join_waitlist(
     raise Conflict(
         "The waitlist entry changed while joining; please retry.", code="waitlist_conflict"
     )
+
+
+def still_waitlisted(patient_id: int, entry_id: int | None = None) -> bool:
+    """Whether the patient is still waiting: that entry is active, or (without one) any is.
+
+    Messages say "you're still on the waitlist" only when this is true.
+    """
+    query = sa.select(WaitlistEntry.id).where(
+        WaitlistEntry.patient_id == patient_id, WaitlistEntry.status == WaitlistStatus.ACTIVE
+    )
+    if entry_id is not None:
+        query = query.where(WaitlistEntry.id == entry_id)
+    return db.session.scalar(query.limit(1)) is not None

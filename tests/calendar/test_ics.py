@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from icalendar import Calendar, Event
 
 from portal.db import db
-from portal.models.enums import AppointmentStatus
+from portal.services.appointments import cancel_appointment
+from portal.services.audit import SYSTEM
 from portal.services.calendar import appointment_ics
 from tests.calendar.conftest import LA, NEW_YORK, PATIENT_NAME, Visit
 
@@ -91,12 +92,12 @@ def test_the_vtimezone_is_bounded_to_the_visit(dst_visit: Visit) -> None:
 
 def test_a_cancelled_appointment_is_published_as_cancelled(la_visit: Visit) -> None:
     booked = _parse(appointment_ics(la_visit.appointment))[1]
-    la_visit.appointment.status = AppointmentStatus.CANCELLED
+    cancel_appointment(la_visit.appointment, SYSTEM, reason=None)
     db.session.flush()
 
     calendar, cancelled = _parse(appointment_ics(la_visit.appointment))
 
-    assert calendar["METHOD"] == "PUBLISH"
+    assert calendar["METHOD"] == "CANCEL"
     assert cancelled["STATUS"] == "CANCELLED"
     assert cancelled["UID"] == booked["UID"]
     assert cancelled["SEQUENCE"] > booked["SEQUENCE"]

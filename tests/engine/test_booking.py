@@ -20,7 +20,8 @@ from portal.models.enums import (
 from portal.services import booking, holds
 from portal.services.alternatives import find_alternatives
 from portal.services.audit import SYSTEM, Actor
-from portal.services.filling import advance, release_slot
+from portal.services.filling import advance
+from portal.services.release import release_slot
 from tests import factories as f
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -113,7 +114,7 @@ def test_release_cancels_the_appointment_and_reopens_the_slot() -> None:
     slot, (offer,) = _wave(1)
     outcome = booking.accept_offer(offer.id, actor=SYSTEM)
     db.session.commit()
-    release_slot(db.session.get(Slot, slot.id), SYSTEM)
+    release_slot(slot.id, SYSTEM)
     db.session.commit()
     assert db.session.get(Slot, slot.id).status == SlotStatus.OPEN
     assert db.session.get(Appointment, outcome.appointment.id).status == "cancelled"

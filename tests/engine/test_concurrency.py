@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,9 +21,10 @@ from portal.models.enums import (
 from portal.services import booking
 from portal.services.alternatives import find_alternatives
 from portal.services.audit import SYSTEM, Actor
-from portal.services.errors import DomainError
-from portal.services.filling import advance, release_slot
+from portal.services.filling import advance
+from portal.services.release import release_slot
 from tests import factories as f
+from tests.races import race
 
 ROUNDS = 3
 THREADS = 50
@@ -34,41 +34,6 @@ def _broadcast_slot(n: int) -> tuple[int, list[int]]:
     """A slot offered to ``n`` patients at once, plus two open alternatives."""
     scene = f.broadcast_scene(n)
     return scene.slot.id, [o.id for o in scene.offers]
-
-
-def _race(app: Flask, calls: list[Callable[[], str]]) -> Counter[str]:
-    """Run every call at the same instant, each in its own thread and session."""
-    barrier = threading.Barrier(len(calls))
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def run(call: Callable[[], str]) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                outcome = call()
-                db.session.commit()
-            except DomainError as exc:
-                db.session.rollback()
-                outcome = exc.code
-            except sa.exc.IntegrityError:
-                db.session.rollback()
-                outcome = "integrity"
-            except Exception as exc:  # reported, so a failure says what went wrong
-                db.session.rollback()
-                outcome = f"error:{type(exc).__name__}:{exc}"
-            finally:
-                db.session.remove()
-            with lock:
-                results.append(outcome)
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert len(results) == len(calls), "a racing thread did not finish"
-    return Counter(results)
 
 
 def _active_appointments(slot_id: int) -> int:
@@ -98,7 +63,7 @@ def test_fifty_threads_accepting_fifty_offers_book_exactly_once(app: Flask, roun
     def accept(offer_id: int) -> Callable[[], str]:
         return lambda: (booking.accept_offer(offer_id, actor=SYSTEM), "won")[1]
 
-    results = _race(app, [accept(o) for o in offer_ids])
+    results = race(app, [accept(o) for o in offer_ids])
     assert results["won"] == 1, results
     assert set(results) <= {"won", "slot_filled", "offer_withdrawn"}
     _assert_one_winner(slot_id, offer_ids)
@@ -139,7 +104,7 @@ def test_accept_racing_staff_booking_and_release(app: Flask) -> None:
 
     calls = [accept(o) for o in offer_ids] + [staff_book(p) for p in staff_patient_ids]
     calls += [wave_expiry, wave_expiry]
-    results = _race(app, calls)
+    results = race(app, calls)
     assert results["won"] == 1, results
     assert _active_appointments(slot_id) == 1
     assert not db.session.scalar(
@@ -150,10 +115,10 @@ def test_accept_racing_staff_booking_and_release(app: Flask) -> None:
 
     # Now release and re-book concurrently: still exactly one live booking.
     def release() -> str:
-        release_slot(db.session.get(Slot, slot_id), SYSTEM)
+        release_slot(slot_id, SYSTEM)
         return "released"
 
-    results = _race(app, [release, release] + [staff_book(p) for p in staff_patient_ids])
+    results = race(app, [release, release] + [staff_book(p) for p in staff_patient_ids])
     db.session.expire_all()
     assert _active_appointments(slot_id) <= 1
     assert not (set(results) - {"released", "won", "slot_filled", "integrity"}), results

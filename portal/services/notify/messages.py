@@ -15,11 +15,12 @@ from portal.services.calendar import ICS_FILENAME, appointment_ics
 from portal.services.links import appointment_url, offer_url
 from portal.services.phones import display_phone
 from portal.services.timezones import format_local, format_short, shown_time, to_local
+from portal.services.waitlist import still_waitlisted
 
 _URL = re.compile(r"https?://\S+")
 
-#: Purposes whose emails carry the appointment as an ``.ics`` attachment.
-CALENDAR_PURPOSES = frozenset({Purpose.CONFIRMATION})
+#: Purposes whose emails carry the appointment as an ``.ics`` attachment, and its METHOD.
+CALENDAR_PURPOSES = {Purpose.CONFIRMATION: "PUBLISH", Purpose.CANCELLATION: "CANCEL"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def _email_attachments(notification: Notification, ctx: dict[str, Any]) -> list[
             content=appointment_ics(appointment),
             maintype="text",
             subtype="calendar",
-            params={"method": "PUBLISH", "charset": "utf-8"},
+            params={"method": CALENDAR_PURPOSES[notification.purpose], "charset": "utf-8"},
         )
     ]
 
@@ -136,6 +137,9 @@ def reply_context(patient: Patient, offer: Offer | None = None) -> dict[str, Any
         "practice": current_app.config["PRACTICE_NAME"],
         "first_name": patient.first_name,
         "offer": offer,
+        "still_waitlisted": still_waitlisted(
+            patient.id, offer.waitlist_entry_id if offer is not None else None
+        ),
     }
     if offer is not None:
         ctx |= _slot_context(offer.slot, patient.timezone)

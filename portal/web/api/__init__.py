@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
 from portal.extensions import csrf, db
+from portal.services.booking import lost_race
 from portal.services.errors import DomainError
 from portal.web.api.auth import authenticate
 
@@ -39,9 +40,20 @@ def _domain_error(exc: DomainError) -> Response:
 @bp.errorhandler(sa.exc.IntegrityError)
 def _integrity_error(exc: sa.exc.IntegrityError) -> Response:
     db.session.rollback()
+    if (conflict := lost_race(exc)) is not None:
+        return _domain_error(conflict)
     constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
     log.warning("API request hit a constraint (%s)", constraint or type(exc.orig).__name__)
     return error_response("conflict", "That conflicts with the current state; retry.", 409)
+
+
+@bp.errorhandler(sa.exc.OperationalError)
+def _operational_error(exc: sa.exc.OperationalError) -> Response:
+    """A deadlock or serialization failure lost to a concurrent request: 409, not 500."""
+    db.session.rollback()
+    if (conflict := lost_race(exc)) is None:
+        raise exc
+    return _domain_error(conflict)
 
 
 @bp.errorhandler(sa.exc.DataError)

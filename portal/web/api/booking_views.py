@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Response, jsonify, url_for
+from flask import Response, jsonify, request, url_for
 
 from portal.db import db
 from portal.models import Appointment, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource
 from portal.services.alternatives import find_alternatives
 from portal.services.appointments import check_in
-from portal.services.booking import SlotTaken, book_slot
-from portal.services.filling import release_slot
+from portal.services.booking import SlotTaken, book_slot, lost_race
+from portal.services.release import release_slot
 from portal.web.api import bp, error_response
 from portal.web.api.auth import api_actor
-from portal.web.api.schemas import AppointmentIn
+from portal.web.api.schemas import AppointmentIn, ReleaseIn
 from portal.web.api.serializers import appointment_json, offer_json, slot_json
 from portal.web.api.views import body, created, get_or_404, referenced
 
@@ -28,9 +28,14 @@ def book_appointment() -> tuple[Response, int, dict[str, str]] | Response:
         appointment = book_slot(slot.id, patient, source=AppointmentSource.API, actor=api_actor())
         payload = appointment_json(appointment)
         db.session.commit()
-    except (SlotTaken, sa.exc.IntegrityError):
-        # Alternatives are looked up after the rollback, outside the failed transaction.
+    except (SlotTaken, sa.exc.DBAPIError) as exc:
         db.session.rollback()
+        conflict = exc if isinstance(exc, SlotTaken) else lost_race(exc)
+        if conflict is None:
+            raise
+        if not isinstance(conflict, SlotTaken):
+            raise conflict from None
+        # Alternatives are looked up after the rollback, outside the failed transaction.
         slot, patient = db.session.get(Slot, data.slot_id), db.session.get(Patient, data.patient_id)
         alternatives = [
             {"slot": slot_json(a.slot), "score": a.score, "reasons": a.reasons}
@@ -60,10 +65,12 @@ def check_in_appointment(appointment_id: int) -> Response:
 
 @bp.post("/slots/<int:slot_id>/release")
 def release(slot_id: int) -> Response:
-    slot = get_or_404(Slot, slot_id)
-    release_slot(slot, api_actor(), reason="released through the API")
+    reason = body(ReleaseIn).reason if request.content_length else None
+    get_or_404(Slot, slot_id)
+    slot = release_slot(slot_id, api_actor(), reason=reason)
+    payload = slot_json(slot)
     db.session.commit()
-    return jsonify(slot_json(db.session.get(Slot, slot_id)))
+    return jsonify(payload)
 
 
 @bp.get("/slots/<int:slot_id>/offers")

@@ -41,6 +41,7 @@ class Op:
     query: tuple[tuple[str, str], ...] = ()  # (name, description), integer ids
     public: bool = False
     raw_response: dict[str, Any] | None = None
+    body_optional: bool = False
 
 
 #: (method, path relative to /api/v1) → operation. Add new endpoints here.
@@ -79,16 +80,20 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
     ("POST", "/slots/{slot_id}/release"): Op(
-        "Cancel the slot's appointment if any; the slot reopens and filling starts",
+        "Cancel the slot's appointment if any (the patient is told, with `reason` if"
+        " given); the slot reopens and filling starts",
         s.SlotOut,
-        errors=(404,),
+        body=s.ReleaseIn,
+        body_optional=True,
+        errors=(404, 422),
     ),
     ("GET", "/slots/{slot_id}/offers"): Op(
         "Offers made for a slot, by wave", s.OfferOut, many=True, errors=(404,)
     ),
     ("POST", "/appointments"): Op(
         "Book a slot (the same atomic path as patients); 409 `slot_filled` carries"
-        " `alternatives` (see SlotFilledBody)",
+        " `alternatives` (see SlotFilledBody); 409 `patient_busy` names the clashing"
+        " `appointment_id`",
         s.AppointmentOut,
         statuses=(201,),
         body=s.AppointmentIn,
@@ -139,7 +144,7 @@ def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
         result["parameters"] = params
     if op.body is not None:
         result["requestBody"] = {
-            "required": True,
+            "required": not op.body_optional,
             "content": {"application/json": {"schema": _ref(op.body)}},
         }
     if op.raw_response is not None:

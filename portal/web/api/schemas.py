@@ -155,6 +155,11 @@ class AppointmentIn(_Body):
     patient_id: Id
 
 
+class ReleaseIn(_Body):
+    #: Told to the patient whose booking is cancelled (optional).
+    reason: text(200) | None = None
+
+
 # Response shapes: documentation for the OpenAPI document (serializers.py builds them).
 
 
@@ -221,6 +226,8 @@ class SlotOut(BaseModel):
     end_at: datetime
     status: SlotStatus
     opened_at: datetime | None
+    #: The slot's active appointment, else null.
+    appointment_id: int | None
 
 
 class AppointmentOut(BaseModel):
@@ -230,8 +237,10 @@ class AppointmentOut(BaseModel):
     status: AppointmentStatus
     source: AppointmentSource
     booked_at: datetime
+    confirmed_at: datetime | None
     checked_in_at: datetime | None
     cancelled_at: datetime | None
+    cancellation_fee_cents: int | None
 
 
 class OfferOut(BaseModel):

@@ -15,6 +15,8 @@ from portal.models import (
     Slot,
     WaitlistEntry,
 )
+from portal.models.enums import SlotStatus
+from portal.services.appointments import active_appointment
 
 
 def iso(value: datetime | None) -> str | None:
@@ -89,6 +91,7 @@ def entry_json(entry: WaitlistEntry) -> dict[str, Any]:
 
 
 def slot_json(slot: Slot) -> dict[str, Any]:
+    appointment = active_appointment(slot.id) if slot.status == SlotStatus.BOOKED else None
     return {
         "id": slot.id,
         "location_id": slot.location_id,
@@ -98,6 +101,7 @@ def slot_json(slot: Slot) -> dict[str, Any]:
         "end_at": iso(slot.end_at),
         "status": slot.status.value,
         "opened_at": iso(slot.opened_at),
+        "appointment_id": appointment.id if appointment else None,
     }
 
 
@@ -109,8 +113,10 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
         "status": appointment.status.value,
         "source": appointment.source.value,
         "booked_at": iso(appointment.booked_at),
+        "confirmed_at": iso(appointment.confirmed_at),
         "checked_in_at": iso(appointment.checked_in_at),
         "cancelled_at": iso(appointment.cancelled_at),
+        "cancellation_fee_cents": appointment.cancellation_fee_cents,
     }
 
 

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -25,6 +25,7 @@ from portal.services import booking, dayview, holds, staffops
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.phones import mask_phone
+from portal.services.release import release_slot as release_slot_service
 from portal.web.staff import bp
 from portal.web.staff.auth import safe_next
 from portal.web.ui import local_time
@@ -32,10 +33,6 @@ from portal.web.ui import local_time
 #: Dates the day view accepts; anything else is a typo, not a request.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)
-
-#: PostgreSQL's unique-violation, deadlock and serialization failures: someone else won.
-_RACE_SQLSTATES = frozenset({"23505", "40P01", "40001"})
-
 
 # --- the day view ------------------------------------------------------------------
 
@@ -115,6 +112,7 @@ def _get_slot(slot_id: int) -> Slot:
 def _panel_context(found: Slot) -> dict[str, Any]:
     query = request.args.get("q", "")
     return {
+        "clash": g.get("booking_clash"),
         "panel": staffops.slot_panel(found),
         "tz": found.location.timezone,
         "q": query,
@@ -161,12 +159,14 @@ def _act(slot_id: int, action: Callable[[Slot, Actor], str]) -> ResponseReturnVa
         flash(exc.message, "error")
     except sa.exc.DBAPIError as exc:
         db.session.rollback()
-        if getattr(exc.orig, "sqlstate", None) not in _RACE_SQLSTATES:
+        conflict = booking.lost_race(exc)
+        if conflict is None:
             raise
-        flash(booking.SlotTaken.default_message, "error")
+        flash(conflict.message, "error")
     else:
         flash(message, "success")
-    if htmx:
+    if htmx or g.get("booking_clash"):
+        # A clash needs a decision on this page (no redirect would keep the form).
         return _render_slot(_get_slot(slot_id))
     back = safe_next(request.form.get("next")) or url_for("staff.slot", slot_id=slot_id)
     return redirect(back, 303)
@@ -177,12 +177,25 @@ def book_slot(slot_id: int) -> ResponseReturnValue:
     """Book the slot for the chosen patient, withdrawing any pending offers."""
     patient_id = request.form.get("patient_id", type=int)
     patient = db.session.get(Patient, patient_id) if patient_id else None
+    overlap_reason = request.form.get("overlap_reason", "").strip()[:200] or None
 
     def book(found: Slot, actor: Actor) -> str:
         if patient is None:
             raise DomainError("Choose a patient to book.", code="patient_required")
-        booking.book_slot(found.id, patient, source=AppointmentSource.STAFF, actor=actor)
-        return f"Booked {patient.name} for {local_time(found.start_at, found.location.timezone)}."
+        try:
+            booking.book_slot(
+                found.id,
+                patient,
+                source=AppointmentSource.STAFF,
+                actor=actor,
+                overlap_reason=overlap_reason,
+            )
+        except booking.PatientBusy as busy:
+            # Show the clash with a "book anyway" form under the flash message.
+            g.booking_clash = {"patient": patient, "appointment": busy.clash}
+            raise
+        when = local_time(found.start_at, found.location.timezone)
+        return f"Booked {patient.name} for {when}." + (" (overlap noted)" if overlap_reason else "")
 
     return _act(slot_id, book)
 
@@ -191,9 +204,11 @@ def book_slot(slot_id: int) -> ResponseReturnValue:
 def release_slot(slot_id: int) -> ResponseReturnValue:
     """Cancel the slot's booking and offer the slot to the waitlist."""
 
+    reason = request.form.get("reason", "").strip()[:200] or None
+
     def release(found: Slot, actor: Actor) -> str:
-        staffops.release_booked_slot(found, actor)
-        return "Slot released: the booking is cancelled and the waitlist is being asked."
+        release_slot_service(found.id, actor, reason=reason, only_booked=True)
+        return "Slot released: the booking is cancelled, the patient told, and the waitlist asked."
 
     return _act(slot_id, release)
 
