@@ -134,12 +134,13 @@ def book_slot(
     )
     if slot is None:
         raise_for_current_state(slot_id)
-    clash = _lock_patient_and_find_clash(patient.id, slot)
-    if clash is not None and not (overlap_reason and actor.staff_id):
-        raise PatientBusy(clash)
-    if offer is not None:
+    _lock_patient(patient.id)
+    if offer is not None:  # an answered or closed offer says so before any clash does
         _check_entry_active(offer.waitlist_entry_id)
         _mark_accepted(offer, now, within_window=from_status == SlotStatus.OPEN)
+    clash = clashing_appointment(patient.id, slot)
+    if clash is not None and not (overlap_reason and actor.staff_id):
+        raise PatientBusy(clash)
     appointment = Appointment(
         slot_id=slot_id,
         patient_id=patient.id,
@@ -186,13 +187,19 @@ def book_slot(
     return appointment
 
 
-def _lock_patient_and_find_clash(patient_id: int, slot: Slot) -> Appointment | None:
-    """Lock the patient's row; return an active appointment of theirs overlapping ``slot``."""
-    # FOR NO KEY UPDATE: serialises this patient's bookings without blocking inserts that
-    # merely reference the patient (offers, notifications take a key-share lock).
+def _lock_patient(patient_id: int) -> None:
+    """Serialise this patient's bookings, so each sees the one before it.
+
+    FOR NO KEY UPDATE: inserts that merely reference the patient (offers, notifications
+    take a key-share lock) are not blocked by it.
+    """
     db.session.execute(
         sa.select(Patient.id).where(Patient.id == patient_id).with_for_update(key_share=True)
     )
+
+
+def clashing_appointment(patient_id: int, slot: Slot) -> Appointment | None:
+    """Return an active appointment of the patient's that overlaps ``slot``, if any."""
     return db.session.scalars(
         sa.select(Appointment)
         .join(Slot, Slot.id == Appointment.slot_id)

@@ -83,3 +83,39 @@ def test_slot_offers_and_unknown_ids(api: ApiClient) -> None:
     bad = api.post("/api/v1/appointments", json={"slot_id": 999999, "patient_id": 1})
     assert bad.status_code == 422 and bad.json["error"]["code"] == "unknown_slot"
     assert db.session.get(Slot, slot.id).status == SlotStatus.OPEN
+
+
+def test_booking_a_busy_patient_is_409_patient_busy_naming_the_clash(api: ApiClient) -> None:
+    first = f.slot()
+    clashing = f.slot(start_at=first.start_at + timedelta(minutes=30))
+    patient = f.patient()
+    booked = api.post("/api/v1/appointments", json={"slot_id": first.id, "patient_id": patient.id})
+    resp = api.post("/api/v1/appointments", json={"slot_id": clashing.id, "patient_id": patient.id})
+    assert resp.status_code == 409
+    error = resp.json["error"]
+    assert error["code"] == "patient_busy"
+    assert error["appointment_id"] == booked.json["id"]
+    db.session.expire_all()
+    assert db.session.get(Slot, clashing.id).status == SlotStatus.OPEN
+
+
+def test_slot_objects_name_their_appointment(api: ApiClient) -> None:
+    slot = f.slot()
+    assert api.get(f"/api/v1/slots/{slot.id}").json["appointment_id"] is None
+    booked = api.post(
+        "/api/v1/appointments", json={"slot_id": slot.id, "patient_id": f.patient().id}
+    )
+    assert api.get(f"/api/v1/slots/{slot.id}").json["appointment_id"] == booked.json["id"]
+    released = api.post(f"/api/v1/slots/{slot.id}/release", json={"reason": "Room flooded"})
+    assert released.status_code == 200
+    assert released.json["status"] == "open" and released.json["appointment_id"] is None
+    cancellation = db.session.scalar(
+        sa.select(Notification).where(Notification.purpose == Purpose.CANCELLATION)
+    )
+    assert cancellation.context == {"reason": "Room flooded"}
+
+
+def test_release_refuses_a_malformed_reason(api: ApiClient) -> None:
+    slot = f.slot()
+    resp = api.post(f"/api/v1/slots/{slot.id}/release", json={"reason": "x" * 201})
+    assert resp.status_code == 422 and resp.json["error"]["code"] == "validation_error"

@@ -8,8 +8,10 @@ waits at a barrier with the others, then taps "Book this time".
 
 from __future__ import annotations
 
+import random
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -256,3 +258,61 @@ def _check_alternative_race(
         first_choice: (patient_of[won], AppointmentSource.ALTERNATIVE),
         second_choice: (patient_of[lost], AppointmentSource.ALTERNATIVE),
     }
+
+
+HTTP_RELEASE_ROUNDS = 40
+
+
+def test_api_release_racing_api_booking_never_leaves_a_ghost(live_url: str) -> None:
+    """The ghost booking as first reported: pairs of release and book on one slot."""
+    from datetime import timedelta
+
+    from portal.db import now_utc
+    from portal.services.api_tokens import create_api_token
+    from portal.services.audit import SYSTEM
+    from tests.races import assert_consistent
+
+    _, token = create_api_token("race", SYSTEM)
+    practitioner, service = f.practitioner(), f.service(duration_minutes=30)
+    start = (now_utc() + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    rounds = []
+    for n in range(HTTP_RELEASE_ROUNDS):
+        slot = f.slot(
+            start_at=start + timedelta(hours=n), practitioner=practitioner, service=service
+        )
+        if n % 2:
+            f.appointment(slot=slot)
+        rounds.append((slot.id, f.patient().id))
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    sessions = [requests.Session(), requests.Session()]
+    statuses: Counter[int] = Counter()
+    for slot_id, patient_id in rounds:
+
+        def fire(
+            i: int,
+            session: requests.Session,
+            _: str,
+            slot_id: int = slot_id,
+            patient_id: int = patient_id,
+        ) -> requests.Response:
+            if i == 0:
+                # The release leaves up to 150 ms later, so over the rounds it lands before,
+                # during and after the booking's transaction (the ghost needed "during").
+                time.sleep(random.random() * 0.15)
+                return session.post(
+                    f"{live_url}/api/v1/slots/{slot_id}/release", headers=headers, timeout=TIMEOUT
+                )
+            return session.post(
+                f"{live_url}/api/v1/appointments",
+                json={"slot_id": slot_id, "patient_id": patient_id},
+                headers=headers,
+                timeout=TIMEOUT,
+            )
+
+        replies = race(sessions, lambda i, s: "", fire)
+        assert replies[0].status == 200, replies[0].body
+        statuses.update(r.status for r in replies)
+    assert set(statuses) <= {200, 201, 409}, statuses
+    db.session.rollback()
+    assert_consistent()

@@ -281,3 +281,52 @@ def test_search_without_javascript_fills_the_picker_on_the_slot_page(
     db.session.commit()
     html = signed_in.get(f"/staff/slots/{slot.id}?q=maya").text
     assert "Maya Lopez" in html and 'value="maya"' in html
+
+
+def test_release_tells_the_patient_the_reason_staff_gave(signed_in: FlaskClient) -> None:
+    slot = f.slot()
+    f.appointment(slot=slot)
+    db.session.commit()
+    signed_in.post(
+        f"/staff/slots/{slot.id}/release",
+        data={"csrf_token": _token(signed_in), "reason": "Dr. Lee is unwell"},
+    )
+    told = db.session.scalar(
+        sa.select(Notification).where(Notification.purpose == Purpose.CANCELLATION)
+    )
+    assert told.context == {"reason": "Dr. Lee is unwell"}
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_clash_is_shown_and_staff_may_book_anyway_with_a_reason(
+    signed_in: FlaskClient, htmx: bool
+) -> None:
+    patient = f.patient(name="Dana Clash")
+    first = f.slot()
+    clashing = f.slot(start_at=first.start_at + timedelta(minutes=15))
+    f.appointment(slot=first, patient=patient)
+    db.session.commit()
+    headers = {"HX-Request": "true"} if htmx else {}
+    token = _token(signed_in)
+
+    refused = signed_in.post(
+        f"/staff/slots/{clashing.id}/book",
+        data={"csrf_token": token, "patient_id": patient.id},
+        headers=headers,
+    )
+    assert refused.status_code == 200
+    assert "already has" in refused.text and "Book anyway" in refused.text
+    db.session.expire_all()
+    assert db.session.get(Slot, clashing.id).status == SlotStatus.OPEN
+
+    signed_in.post(
+        f"/staff/slots/{clashing.id}/book",
+        data={"csrf_token": token, "patient_id": patient.id, "overlap_reason": "Back to back"},
+        headers=headers,
+    )
+    db.session.expire_all()
+    assert db.session.get(Slot, clashing.id).status == SlotStatus.BOOKED
+    audit = db.session.scalar(
+        sa.select(AuditEvent).where(AuditEvent.action == "appointment.overlap_allowed")
+    )
+    assert audit.after["reason"] == "Back to back"
