@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
+
 from rq.cron import CronScheduler
 
-from jobs import filling, notify
+from portal.queue import JOBS
 
 
 def register_schedule(scheduler: CronScheduler) -> None:
-    """Register every periodic job on ``scheduler``."""
-    # Safety nets: they redo whatever an enqueue lost (e.g. Redis was down at commit).
-    scheduler.register(filling.reconcile, "filling", interval=60, job_timeout=120)
-    # It also escalates sends a dead worker left behind and receipts that never came.
-    scheduler.register(notify.dispatch_due, "notifications", interval=30, job_timeout=120)
+    """Register every periodic job of the registry (``every`` seconds) on ``scheduler``.
+
+    ``reconcile`` and ``dispatch_due`` are the safety nets: they redo whatever an enqueue
+    lost (Redis down at commit), escalate sends a dead worker left behind and receipts
+    that never came, and repair any slot that disagrees with its bookings.
+    """
+    for spec in JOBS.values():
+        if spec.every is None:
+            continue
+        module, _, name = spec.path.rpartition(".")
+        func = getattr(importlib.import_module(module), name)
+        scheduler.register(func, spec.queue, interval=spec.every, job_timeout=spec.timeout)

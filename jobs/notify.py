@@ -12,29 +12,25 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
-from rq import Retry, get_current_job
+from rq import get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from jobs import job
 from portal.db import db, now_utc
+from portal.queue import JOBS, enqueue_now, redis_connection, send_job_id
 from portal.services.notify import sending
 
 log = logging.getLogger(__name__)
 
-#: Backoff for transient errors (seconds); the attempt waits in ``queued`` meanwhile.
-SEND_RETRY = Retry(max=3, interval=[10, 30, 60])
-SEND_TIMEOUT = 60
+#: A started send older than this cannot still be running (RQ kills it at its timeout).
+SEND_TIMEOUT = JOBS["send_attempt"].timeout
 
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 class RetryLater(Exception):
     """A transient provider error: RQ runs the job again after its backoff."""
-
-
-def send_job_id(attempt_id: int) -> str:
-    return f"notify-attempt-{attempt_id}"
 
 
 def _retry_delay() -> float | None:
@@ -73,27 +69,16 @@ def dispatch_due(now: datetime | None = None) -> dict[str, int]:
 
 
 def _enqueue_unless_waiting(attempt_id: int) -> bool:
-    from portal.queue import get_queue
-
-    queue = get_queue("notifications")
     job_id = send_job_id(attempt_id)
     try:
-        try:
-            if _still_waiting(Job.fetch(job_id, connection=queue.connection)):
-                return False
-        except NoSuchJobError:
-            pass
-        queue.enqueue(
-            send_attempt,
-            attempt_id,
-            job_id=job_id,
-            retry=SEND_RETRY,
-            job_timeout=SEND_TIMEOUT,
-        )
+        if _still_waiting(Job.fetch(job_id, connection=redis_connection())):
+            return False
+    except NoSuchJobError:
+        pass
     except RedisError as exc:
-        log.warning("dispatch could not enqueue attempt %s (%s)", attempt_id, type(exc).__name__)
+        log.warning("dispatch could not look up attempt %s (%s)", attempt_id, type(exc).__name__)
         return False
-    return True
+    return enqueue_now("send_attempt", attempt_id)
 
 
 def _still_waiting(existing: Job) -> bool:

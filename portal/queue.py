@@ -1,16 +1,19 @@
-"""RQ plumbing: the Redis connection, named queues, and enqueueing after commit.
+"""RQ plumbing: the job registry, the Redis connection, and enqueueing after commit.
 
-Jobs are enqueued only once the transaction that makes them meaningful has committed
-(a job must never look for rows that are not there yet). If Redis is unreachable the
-enqueue is logged and dropped: the truth is in PostgreSQL and the periodic reconcile
-jobs pick up whatever was left undone.
+Services never import ``jobs``: they name a registered job — ``schedule("fill_slot",
+slot_id, at=…)`` — and the registry enqueues it by its dotted path once the
+transaction commits (a job must never look for rows that are not there yet). Each
+job's queue, timeout, retry policy and job id are stated here, once. If Redis is
+unreachable the enqueue is logged and dropped: the truth is in PostgreSQL and the
+periodic sweeps (``reconcile``, ``dispatch_due``) pick up whatever was left undone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,10 +23,50 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from sqlalchemy.orm import Session
 
+from portal.db import db
+
 log = logging.getLogger(__name__)
 
 QUEUES = ("filling", "notifications", "default")
 _PENDING = "portal_after_commit"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A registered job: where it lives and how it runs."""
+
+    path: str  # "jobs.filling.fill_slot": RQ imports it in the worker
+    queue: str
+    timeout: int = 180
+    retry: tuple[int, list[int]] | None = None  # (max, intervals in seconds)
+    #: Builds a stable RQ job id from the arguments (dedupes re-enqueues), if any.
+    job_id: Callable[..., str] | None = None
+    #: Seconds between runs for periodic jobs started by ``portal cron``.
+    every: int | None = None
+
+    def rq_retry(self) -> Retry | None:
+        return Retry(max=self.retry[0], interval=self.retry[1]) if self.retry else None
+
+
+def send_job_id(attempt_id: int) -> str:
+    return f"notify-attempt-{attempt_id}"
+
+
+#: Every job the portal runs. Add a job here and in ``jobs/``; a test checks they match.
+JOBS: dict[str, JobSpec] = {
+    "fill_slot": JobSpec("jobs.filling.fill_slot", "filling"),
+    "expire_wave": JobSpec("jobs.filling.expire_wave", "filling"),
+    "expire_hold": JobSpec("jobs.filling.expire_hold", "filling"),
+    "reconcile": JobSpec("jobs.filling.reconcile", "filling", timeout=120, every=60),
+    "send_attempt": JobSpec(
+        "jobs.notify.send_attempt",
+        "notifications",
+        timeout=60,
+        retry=(3, [10, 30, 60]),
+        job_id=send_job_id,
+    ),
+    "dispatch_due": JobSpec("jobs.notify.dispatch_due", "notifications", timeout=120, every=30),
+}
 
 
 def redis_connection() -> Redis:
@@ -42,61 +85,60 @@ def get_queue(name: str) -> Queue:
     return Queue(name, connection=redis_connection())
 
 
-def enqueue_after_commit(
-    session: Session,
-    func: Callable[..., Any],
-    *args: Any,
-    queue: str = "default",
-    at: datetime | None = None,
-    delay: timedelta | None = None,
-    retry: Retry | None = None,
-    job_id: str | None = None,
-    job_timeout: int = 180,
-) -> None:
-    """Enqueue ``func(*args)`` once ``session`` commits; forget it if it rolls back."""
-    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+def schedule(name: str, *args: Any, at: datetime | None = None, job_id: str | None = None) -> None:
+    """Run registered job ``name(*args)`` after the current transaction commits.
+
+    ``at`` (aware UTC) defers it; ``job_id`` overrides the registered id builder.
+    Nothing is enqueued if the transaction rolls back.
+    """
+    spec = JOBS[name]
+    if job_id is None and spec.job_id is not None:
+        job_id = spec.job_id(*args)
+    pending: list[dict[str, Any]] = db.session.info.setdefault(_PENDING, [])
     pending.append(
         {
-            "func": func,
+            "spec": spec,
             "args": args,
-            "queue": queue,
             "at": at,
-            "delay": delay,
-            "retry": retry,
             "job_id": job_id,
-            "job_timeout": job_timeout,
             "app": current_app._get_current_object(),  # type: ignore[attr-defined]
         }
     )
 
 
-def _enqueue_now(spec: dict[str, Any]) -> None:
-    app = spec["app"]
-    with app.app_context():
-        try:
-            q = get_queue(spec["queue"])
-            options = {"retry": spec["retry"], "job_timeout": spec["job_timeout"]}
-            if spec["job_id"]:
-                options["job_id"] = spec["job_id"]
-            if spec["at"] is not None:
-                q.enqueue_at(spec["at"], spec["func"], *spec["args"], **options)
-            elif spec["delay"] is not None:
-                q.enqueue_in(spec["delay"], spec["func"], *spec["args"], **options)
-            else:
-                q.enqueue(spec["func"], *spec["args"], **options)
-        except RedisError as exc:
-            log.warning(
-                "enqueue of %s failed (%s); the reconcile job will pick it up",
-                getattr(spec["func"], "__name__", spec["func"]),
-                type(exc).__name__,
-            )
+def enqueue_now(name: str, *args: Any, job_id: str | None = None) -> bool:
+    """Enqueue registered job ``name`` at once (sweeps that run outside a transaction)."""
+    spec = JOBS[name]
+    if job_id is None and spec.job_id is not None:
+        job_id = spec.job_id(*args)
+    return _enqueue(spec, args, None, job_id)
+
+
+def _enqueue(spec: JobSpec, args: tuple[Any, ...], at: datetime | None, job_id: str | None) -> bool:
+    options: dict[str, Any] = {"retry": spec.rq_retry(), "job_timeout": spec.timeout}
+    if job_id:
+        options["job_id"] = job_id
+    try:
+        queue = get_queue(spec.queue)
+        if at is not None:
+            queue.enqueue_at(at, spec.path, *args, **options)
+        else:
+            queue.enqueue(spec.path, *args, **options)
+    except RedisError as exc:
+        log.warning(
+            "enqueue of %s failed (%s); the periodic sweeps will pick it up",
+            spec.path,
+            type(exc).__name__,
+        )
+        return False
+    return True
 
 
 @sa.event.listens_for(Session, "after_commit")
 def _run_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING, None)
-    for spec in pending or ():
-        _enqueue_now(spec)
+    for item in session.info.pop(_PENDING, None) or ():
+        with item["app"].app_context():
+            _enqueue(item["spec"], item["args"], item["at"], item["job_id"])
 
 
 @sa.event.listens_for(Session, "after_soft_rollback")

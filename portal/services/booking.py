@@ -28,10 +28,8 @@ from portal.models.enums import (
     SlotStatus,
     WaitlistStatus,
 )
-from portal.services import holds
 from portal.services.audit import Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
-from portal.services.filling import schedule_fill
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
 from portal.services.timezones import format_local, to_local
@@ -239,7 +237,7 @@ def _mark_accepted(offer: Offer, now: datetime, *, within_window: bool) -> None:
     )
     if marked is None:
         db.session.refresh(offer)
-        _check_answerable(offer, now)
+        check_answerable(offer, now)
         raise OfferUnavailable(offer.status)
 
 
@@ -358,42 +356,11 @@ def get_offer(offer_id: int) -> Offer:
     return offer
 
 
-def _check_answerable(offer: Offer, now: datetime) -> None:
+def check_answerable(offer: Offer, now: datetime) -> None:
     if offer.status == OfferStatus.PENDING and now >= offer.window_expires_at:
         raise OfferUnavailable(OfferStatus.EXPIRED)
     if offer.status != OfferStatus.PENDING:
         raise OfferUnavailable(offer.status)
-
-
-def accept_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -> AcceptOutcome:
-    """Accept an offer: book its slot, or hold it when the patient must pay first."""
-    now = now or now_utc()
-    offer = get_offer(offer_id)
-    _check_answerable(offer, now)
-    patient = offer.patient
-    if patient.deposit_required or patient.prepayment_required:
-        return holds.hold_for_payment(offer, patient, actor, now)
-    appointment = book_slot(
-        offer.slot_id, patient, source=AppointmentSource.WAITLIST, actor=actor, now=now, offer=offer
-    )
-    return AcceptOutcome(offer, appointment)
-
-
-def decline_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -> Offer:
-    """Decline an offer; if nobody in the wave is left waiting, the next wave starts now."""
-    now = now or now_utc()
-    offer = get_offer(offer_id)
-    marked = db.session.execute(
-        sa.update(Offer)
-        .where(Offer.id == offer_id, Offer.status == OfferStatus.PENDING)
-        .values(status=OfferStatus.DECLINED, responded_at=now, updated_at=now)
-    ).rowcount
-    db.session.refresh(offer)
-    if marked != 1:
-        raise OfferUnavailable(offer.status)
-    record(actor, "offer.declined", offer)
-    schedule_fill(offer.slot_id)
-    return offer
 
 
 #: Constraints whose violation means another request won a race, and what to answer.

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Offer, Slot
 from portal.models.enums import OfferStatus, Purpose, SlotStatus
-from portal.queue import enqueue_after_commit
+from portal.queue import schedule
 from portal.services.audit import SYSTEM, Actor, record, snapshot
 from portal.services.matching import closure_for, find_candidates
 from portal.services.notify import queue_notification
@@ -50,9 +50,7 @@ def on_slot_opened(slot: Slot, actor: Actor, now: datetime | None = None) -> Non
 
 def schedule_fill(slot_id: int) -> None:
     """Run ``advance`` for the slot after the current transaction commits."""
-    from jobs.filling import fill_slot
-
-    enqueue_after_commit(db.session, fill_slot, slot_id, queue="filling")
+    schedule("fill_slot", slot_id)
 
 
 def wave_expiry(slot: Slot, policy: FillPolicy, now: datetime) -> datetime:
@@ -159,11 +157,7 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
         slot,
         after={"wave": wave, "offers": len(offers), "mode": policy.mode.value},
     )
-    from jobs.filling import expire_wave
-
-    enqueue_after_commit(
-        db.session, expire_wave, slot.id, wave, queue="filling", at=expires + timedelta(seconds=1)
-    )
+    schedule("expire_wave", slot.id, wave, at=expires + timedelta(seconds=1))
     log.info("slot %s: wave %s sent to %s patients", slot.id, wave, len(offers))
     return WaveOutcome("wave started", wave, offers, expired)
 

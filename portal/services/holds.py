@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from portal.db import db, now_utc
 from portal.models import Appointment, Charge, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource, ChargeKind, ChargeStatus, OfferStatus, SlotStatus
-from portal.queue import enqueue_after_commit
+from portal.queue import schedule
 from portal.services import booking
 from portal.services.audit import Actor, record
 from portal.services.errors import Conflict
@@ -75,16 +75,7 @@ def hold_for_payment(
     )
     charge = db.session.scalar(sa.select(Charge).where(Charge.idempotency_key == key))
     record(actor, "slot.held", slot, after={"offer": offer.id, "until": hold_until.isoformat()})
-    from jobs.filling import expire_hold
-
-    enqueue_after_commit(
-        db.session,
-        expire_hold,
-        slot.id,
-        offer.id,
-        queue="filling",
-        at=hold_until + timedelta(seconds=1),
-    )
+    schedule("expire_hold", slot.id, offer.id, at=hold_until + timedelta(seconds=1))
     return booking.AcceptOutcome(offer, None, charge)
 
 

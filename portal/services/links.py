@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 
 from portal.db import now_utc
 
@@ -78,6 +78,28 @@ def appointment_token(appointment_id: int, patient_id: int, slot_start: datetime
     """Return the signed token of an appointment page for its patient."""
     expires = slot_start + timedelta(days=APPOINTMENT_LINK_DAYS)
     return make_token(LinkPurpose.APPOINTMENT, appointment_id, patient_id, expires)
+
+
+#: A call's TwiML link stays usable this long (Twilio fetches it within seconds).
+TWIML_TOKEN_MAX_AGE = 24 * 3600
+
+
+def _twiml_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="twiml-call")
+
+
+def twiml_token(attempt_id: int) -> str:
+    """Sign the token of the TwiML URL for the call made by ``attempt_id``."""
+    return _twiml_serializer().dumps(attempt_id)
+
+
+def read_twiml_token(token: str) -> int | None:
+    """Return the attempt id a call token names, or None if it is not valid."""
+    try:
+        attempt_id = _twiml_serializer().loads(token, max_age=TWIML_TOKEN_MAX_AGE)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return attempt_id if isinstance(attempt_id, int) else None
 
 
 def _absolute(path: str) -> str:

@@ -17,7 +17,7 @@ from portal.db import db, now_utc
 from portal.extensions import limiter
 from portal.models import Appointment, Offer, Slot
 from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
-from portal.services import booking, calendar
+from portal.services import booking, calendar, responses
 from portal.services.alternatives import find_alternatives, is_alternative_for
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
@@ -134,7 +134,7 @@ def accept(token: str) -> ResponseReturnValue:
     offer = _load_offer(token)
     offer_id, actor = offer.id, Actor.patient(offer.patient_id)
     try:
-        outcome = booking.accept_offer(offer_id, actor=actor)
+        outcome = responses.accept_offer(offer_id, actor=actor)
         db.session.commit()
     except booking.SlotTaken:
         db.session.rollback()
@@ -169,7 +169,7 @@ def decline(token: str) -> ResponseReturnValue:
     """Pass on an offer; the patient stays on the waitlist."""
     offer = _load_offer(token)
     try:
-        booking.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
+        responses.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
         db.session.commit()
     except DomainError:
         db.session.rollback()  # already answered or gone: the offer page says which

@@ -22,10 +22,11 @@ from twilio.twiml.messaging_response import MessagingResponse
 from portal.db import db
 from portal.extensions import csrf
 from portal.models.enums import Channel
+from portal.services.links import read_twiml_token
 from portal.services.notify.backends import public_url
-from portal.services.notify.inbound import InboundSms, handle_inbound
 from portal.services.notify.receipts import Receipt, apply_receipt
-from portal.services.notify.voice import call_twiml, gather_twiml, read_twiml_token
+from portal.services.replies.inbound import InboundSms, handle_inbound
+from portal.services.replies.voice import call_twiml, gather_twiml
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from portal.models.enums import (
     SlotStatus,
     WaitlistStatus,
 )
-from portal.services import booking, holds
+from portal.services import booking, holds, responses
 from portal.services.alternatives import find_alternatives
 from portal.services.audit import SYSTEM, Actor
 from portal.services.filling import advance
@@ -45,7 +45,7 @@ def _purposes() -> list[tuple[Purpose, int]]:
 def test_accept_books_withdraws_the_rest_and_tells_them() -> None:
     slot, offers = _wave(3)
     winner, *losers = offers
-    outcome = booking.accept_offer(winner.id, actor=Actor.patient(winner.patient_id))
+    outcome = responses.accept_offer(winner.id, actor=Actor.patient(winner.patient_id))
     db.session.commit()
     assert outcome.appointment.source == AppointmentSource.WAITLIST
     assert db.session.get(Slot, slot.id).status == SlotStatus.BOOKED
@@ -59,26 +59,26 @@ def test_accept_books_withdraws_the_rest_and_tells_them() -> None:
 
 def test_second_accept_gets_slot_filled() -> None:
     _, (first, second, _) = _wave(3)
-    booking.accept_offer(first.id, actor=SYSTEM)
+    responses.accept_offer(first.id, actor=SYSTEM)
     db.session.commit()
     with pytest.raises(booking.OfferUnavailable) as info:
-        booking.accept_offer(second.id, actor=SYSTEM)
+        responses.accept_offer(second.id, actor=SYSTEM)
     assert info.value.code == "offer_withdrawn"
 
 
 def test_accept_after_window_is_expired() -> None:
     _, (offer, *_) = _wave(1)
     with pytest.raises(booking.OfferUnavailable) as info:
-        booking.accept_offer(offer.id, actor=SYSTEM, now=offer.window_expires_at + timedelta(1))
+        responses.accept_offer(offer.id, actor=SYSTEM, now=offer.window_expires_at + timedelta(1))
     assert info.value.code == "offer_expired"
 
 
 def test_decline_then_accept_is_refused_and_next_wave_is_scheduled() -> None:
     _, (offer,) = _wave(1)
-    booking.decline_offer(offer.id, actor=SYSTEM)
+    responses.decline_offer(offer.id, actor=SYSTEM)
     db.session.commit()
     with pytest.raises(booking.OfferUnavailable) as info:
-        booking.accept_offer(offer.id, actor=SYSTEM)
+        responses.accept_offer(offer.id, actor=SYSTEM)
     assert info.value.code == "offer_declined"
 
 
@@ -90,7 +90,7 @@ def test_booking_closes_the_patients_other_entries_for_that_service() -> None:
         service_id=slot.service_id,
         location_id=other_location.id,
     )
-    booking.accept_offer(offer.id, actor=SYSTEM)
+    responses.accept_offer(offer.id, actor=SYSTEM)
     db.session.commit()
     assert db.session.get(WaitlistEntry, twin.id).status == WaitlistStatus.BOOKED
     assert db.session.get(WaitlistEntry, offer.waitlist_entry_id).status == WaitlistStatus.BOOKED
@@ -112,7 +112,7 @@ def test_staff_booking_withdraws_pending_offers() -> None:
 
 def test_release_cancels_the_appointment_and_reopens_the_slot() -> None:
     slot, (offer,) = _wave(1)
-    outcome = booking.accept_offer(offer.id, actor=SYSTEM)
+    outcome = responses.accept_offer(offer.id, actor=SYSTEM)
     db.session.commit()
     release_slot(slot.id, SYSTEM)
     db.session.commit()
@@ -129,7 +129,7 @@ def test_deposit_patient_gets_a_hold_then_completes_on_payment() -> None:
     f.waitlist_entry(patient=patient, slot=slot)
     (offer,) = advance(slot.id).offers
     db.session.commit()
-    outcome = booking.accept_offer(offer.id, actor=Actor.patient(patient.id))
+    outcome = responses.accept_offer(offer.id, actor=Actor.patient(patient.id))
     db.session.commit()
     assert outcome.held and outcome.charge.amount_cents == 5000
     assert db.session.get(Slot, slot.id).status == SlotStatus.HELD
@@ -148,7 +148,7 @@ def test_lapsed_hold_reopens_the_slot_and_fails_the_charge() -> None:
     patient = f.patient(prepayment_required=True)
     f.waitlist_entry(patient=patient, slot=slot)
     (offer,) = advance(slot.id).offers
-    outcome = booking.accept_offer(offer.id, actor=SYSTEM)
+    outcome = responses.accept_offer(offer.id, actor=SYSTEM)
     db.session.commit()
     assert outcome.charge.amount_cents == slot.service.price_cents
     assert not holds.release_hold(slot.id, offer.id, actor=SYSTEM)  # not yet due

@@ -18,7 +18,7 @@ from portal.models.enums import (
     OfferStatus,
     Purpose,
 )
-from portal.services import booking
+from portal.services import booking, responses
 from portal.services.alternatives import find_alternatives
 from portal.services.audit import SYSTEM, Actor
 from portal.services.filling import advance
@@ -61,7 +61,7 @@ def test_fifty_threads_accepting_fifty_offers_book_exactly_once(app: Flask, roun
     assert len(offer_ids) == THREADS
 
     def accept(offer_id: int) -> Callable[[], str]:
-        return lambda: (booking.accept_offer(offer_id, actor=SYSTEM), "won")[1]
+        return lambda: (responses.accept_offer(offer_id, actor=SYSTEM), "won")[1]
 
     results = race(app, [accept(o) for o in offer_ids])
     assert results["won"] == 1, results
@@ -88,7 +88,7 @@ def test_accept_racing_staff_booking_and_release(app: Flask) -> None:
     db.session.commit()
 
     def accept(offer_id: int) -> Callable[[], str]:
-        return lambda: (booking.accept_offer(offer_id, actor=SYSTEM), "won")[1]
+        return lambda: (responses.accept_offer(offer_id, actor=SYSTEM), "won")[1]
 
     def staff_book(patient_id: int) -> Callable[[], str]:
         def call() -> str:
@@ -127,7 +127,7 @@ def test_accept_racing_staff_booking_and_release(app: Flask) -> None:
 @pytest.mark.usefixtures("app")
 def test_a_patient_cannot_be_booked_twice_by_actor_confusion() -> None:
     _, (offer_id, *_) = _broadcast_slot(2)
-    booking.accept_offer(offer_id, actor=Actor.patient(1))
+    responses.accept_offer(offer_id, actor=Actor.patient(1))
     db.session.commit()
     with pytest.raises(booking.OfferUnavailable):
-        booking.accept_offer(offer_id, actor=Actor.patient(1))
+        responses.accept_offer(offer_id, actor=Actor.patient(1))

@@ -17,7 +17,7 @@ from portal.models.enums import (
     Purpose,
     WaitlistStatus,
 )
-from portal.services import booking
+from portal.services import booking, responses
 from portal.services.audit import SYSTEM, Actor
 from portal.services.notify.messages import render_message
 from portal.services.release import release_slot
@@ -55,7 +55,7 @@ def _notifications(patient_id: int, purpose: Purpose) -> list[Notification]:
 
 def test_booking_withdraws_the_patients_other_offers_for_that_want() -> None:
     first, second = _two_offers_for_one_want()
-    booking.accept_offer(first.id, actor=Actor.patient(first.patient_id))
+    responses.accept_offer(first.id, actor=Actor.patient(first.patient_id))
     db.session.commit()
 
     other = db.session.get(Offer, second.id)
@@ -67,7 +67,7 @@ def test_booking_withdraws_the_patients_other_offers_for_that_want() -> None:
     assert confirmation.context == {"withdrawn_offers": 1}
 
     with pytest.raises(booking.OfferUnavailable) as refused:
-        booking.accept_offer(second.id, actor=Actor.patient(second.patient_id))
+        responses.accept_offer(second.id, actor=Actor.patient(second.patient_id))
     assert refused.value.code == "offer_withdrawn" and refused.value.status == 409
 
 
@@ -76,7 +76,7 @@ def test_an_offer_whose_want_closed_cannot_be_accepted() -> None:
     db.session.get(Offer, first.id).waitlist_entry.status = WaitlistStatus.CANCELLED
     db.session.commit()
     with pytest.raises(booking.EntryClosed) as refused:
-        booking.accept_offer(second.id, actor=Actor.patient(second.patient_id))
+        responses.accept_offer(second.id, actor=Actor.patient(second.patient_id))
     assert refused.value.code == "offer_entry_closed" and refused.value.status == 409
 
 
@@ -92,7 +92,7 @@ def test_an_overlapping_offer_of_another_service_is_withdrawn_too() -> None:
     clashing = f.offer(slot=facial, entry=f.waitlist_entry(patient=patient, slot=facial))
     db.session.commit()
 
-    booking.accept_offer(mine.id, actor=SYSTEM)
+    responses.accept_offer(mine.id, actor=SYSTEM)
     db.session.commit()
 
     assert db.session.get(Offer, clashing.id).status == OfferStatus.WITHDRAWN
@@ -120,7 +120,7 @@ def test_one_patient_accepting_two_offers_at_once_books_one(app: Flask, overlapp
         first, second = _two_offers_for_one_want(overlapping=overlapping)
 
         def accept(offer_id: int) -> str:
-            booking.accept_offer(offer_id, actor=SYSTEM)
+            responses.accept_offer(offer_id, actor=SYSTEM)
             return "booked"
 
         calls = [lambda o=first.id: accept(o), lambda o=second.id: accept(o)]
@@ -237,7 +237,7 @@ def test_a_loser_still_waiting_is_told_so_and_one_who_left_the_list_is_not() -> 
         actor=SYSTEM,
     )
     db.session.commit()
-    booking.accept_offer(winner.id, actor=SYSTEM)
+    responses.accept_offer(winner.id, actor=SYSTEM)
     db.session.commit()
 
     def slot_filled_text(offer: Offer) -> str:

@@ -28,7 +28,7 @@ from portal.models.enums import (
     OfferStatus,
     SlotStatus,
 )
-from portal.services import booking, holds
+from portal.services import booking, holds, responses
 from portal.services.audit import SYSTEM, Actor
 from portal.services.filling import advance
 from portal.services.release import release_slot
@@ -110,7 +110,7 @@ def path(name: str) -> Callable[[Callable[[Scene, int], None]], None]:
 
 @path("accept")
 def _accept(scene: Scene, n: int) -> None:
-    booking.accept_offer(scene.offer_ids[n % 2], actor=SYSTEM)
+    responses.accept_offer(scene.offer_ids[n % 2], actor=SYSTEM)
 
 
 @path("alternative")

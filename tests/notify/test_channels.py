@@ -9,7 +9,7 @@ from portal.db import db
 from portal.models import Notification, NotificationAttempt
 from portal.models.enums import Channel, Purpose
 from portal.services.notify import queue_notification, sending
-from portal.services.notify.backends import backend_for, outbox_active
+from portal.services.notify.providers import backend_for, outbox_active
 from portal.services.notify.smtp_backend import parse_smtp_url
 from tests.fakes.smtp_server import free_port
 from tests.notify.conftest import Providers

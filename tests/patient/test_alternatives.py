@@ -10,14 +10,14 @@ from flask.testing import FlaskClient
 from portal.db import db
 from portal.models import Appointment, Slot
 from portal.models.enums import AppointmentSource, SlotStatus
-from portal.services import booking
+from portal.services import booking, responses
 from portal.services.audit import Actor
 from tests import factories as f
 from tests.patient.conftest import Scene, offer_token, post_form, tomorrow_at
 
 
 def _lose_the_race(scene: Scene) -> str:
-    booking.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
+    responses.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
     db.session.commit()
     return f"/o/{offer_token(scene.offer_b)}"
 

@@ -16,7 +16,7 @@ from portal.models.enums import (
     OfferStatus,
     SlotStatus,
 )
-from portal.services import booking
+from portal.services import responses
 from portal.services.audit import Actor
 from portal.services.timezones import to_local
 from tests.conftest import csrf_token_from
@@ -117,7 +117,7 @@ def test_second_accept_gets_alternatives(client: FlaskClient, scene: Scene) -> N
 
 
 def test_withdrawn_offer_page_lists_alternatives(client: FlaskClient, scene: Scene) -> None:
-    booking.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
+    responses.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
     db.session.commit()
 
     html = client.get(f"/o/{offer_token(scene.offer_b)}").get_data(as_text=True)
@@ -131,7 +131,7 @@ def test_taken_without_alternatives_keeps_patient_on_waitlist(
 ) -> None:
     for alt in (scene.same_practitioner_alt, scene.other_practitioner_alt):
         alt.status = SlotStatus.CLOSED
-    booking.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
+    responses.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
     db.session.commit()
 
     html = client.get(f"/o/{offer_token(scene.offer_b)}").get_data(as_text=True)
@@ -210,7 +210,7 @@ def test_deposit_patient_gets_a_hold(client: FlaskClient, scene: Scene) -> None:
 
 def test_someone_elses_hold_keeps_the_offer_open(client: FlaskClient, scene: Scene) -> None:
     scene.patient_a.deposit_required = True
-    booking.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
+    responses.accept_offer(scene.offer_a.id, actor=Actor.patient(scene.patient_a.id))
     db.session.commit()
     url = f"/o/{offer_token(scene.offer_b)}"
 
@@ -256,7 +256,7 @@ def test_losing_a_race_in_the_database_shows_alternatives(
     def lose(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(booking, "accept_offer", lose)
+    monkeypatch.setattr(responses, "accept_offer", lose)
     url = f"/o/{offer_token(scene.offer_a)}"
 
     response = post_form(client, url, f"{url}/accept")

@@ -19,7 +19,7 @@ from portal.models.enums import (
     Purpose,
     SlotStatus,
 )
-from portal.services import booking, dayview
+from portal.services import dayview, responses
 from portal.services.audit import Actor
 from tests import factories as f
 from tests.conftest import csrf_token_from
@@ -185,7 +185,7 @@ def test_marking_the_deposit_collected_books_the_held_slot(signed_in: FlaskClien
     slot = f.slot()
     patient = f.patient(name="Dee Posit", deposit_required=True)
     offer = f.offer(slot=slot, entry=f.waitlist_entry(patient=patient, slot=slot))
-    outcome = booking.accept_offer(offer.id, actor=Actor.patient(patient.id))
+    outcome = responses.accept_offer(offer.id, actor=Actor.patient(patient.id))
     assert outcome.held
     db.session.commit()
 

@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from flask import current_app
 
-from portal.models.enums import Channel
-
 if TYPE_CHECKING:
     from portal.models import NotificationAttempt
     from portal.services.notify.messages import Message
@@ -80,40 +78,3 @@ TWIML_PATH = "/twiml/offer/"
 def public_url(path: str) -> str:
     """Return the absolute public URL of ``path`` (the URL Twilio calls and signs)."""
     return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
-
-
-def twilio_configured() -> bool:
-    """Whether Twilio credentials and a sender number are configured."""
-    config = current_app.config
-    return all(
-        config.get(k) for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER")
-    )
-
-
-def smtp_configured() -> bool:
-    """Whether an SMTP server is configured for email."""
-    return bool(current_app.config.get("SMTP_URL"))
-
-
-def outbox_active() -> bool:
-    """Whether some channel falls back to the outbox (no credentials for it)."""
-    return not (twilio_configured() and smtp_configured())
-
-
-def backend_for(channel: Channel) -> Backend:
-    """Return the backend that carries ``channel`` with the current configuration."""
-    from portal.services.notify.outbox import OutboxBackend
-
-    if channel == Channel.SMS and twilio_configured():
-        from portal.services.notify.twilio_backend import TwilioSms
-
-        return TwilioSms()
-    if channel == Channel.VOICE and twilio_configured():
-        from portal.services.notify.twilio_backend import TwilioVoice
-
-        return TwilioVoice()
-    if channel == Channel.EMAIL and smtp_configured():
-        from portal.services.notify.smtp_backend import SmtpEmail
-
-        return SmtpEmail()
-    return OutboxBackend()

@@ -13,34 +13,27 @@ Everything here flushes; the caller commits. Logs carry ids only.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from portal.db import db
 from portal.models import (
     Notification,
     NotificationAttempt,
     Offer,
-    OutreachTask,
-    Patient,
-    PatientFlag,
-    WaitlistEntry,
 )
 from portal.models.enums import (
     FINAL_ATTEMPT_STATUSES,
     AttemptStatus,
     Channel,
-    FlagKind,
     NotificationStatus,
     OfferStatus,
-    OutreachPriority,
     Purpose,
-    WaitlistStatus,
 )
-from portal.queue import enqueue_after_commit
-from portal.services.audit import SYSTEM, Actor, record
+from portal.queue import schedule, send_job_id
+from portal.services import flags
+from portal.services.audit import SYSTEM, record
 from portal.services.notify.messages import patient_link
 from portal.services.notify.policy import (
     INVALID_PHONE,
@@ -50,7 +43,7 @@ from portal.services.notify.policy import (
     quiet_until,
     unusable_reason,
 )
-from portal.services.settings import get_setting
+from portal.services.outreach import open_outreach_task
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +89,9 @@ def plan_next(
         if reason is not None:
             _add(notification, channel, now, skipped=reason)
             if reason == INVALID_PHONE:
-                flag_invalid_phone(patient, "No valid phone number: texts and calls are skipped.")
+                flags.flag_invalid_phone(
+                    patient, "No valid phone number: texts and calls are skipped."
+                )
             continue
         if channel in PHONE_CHANNELS and (until := quiet_until(now, patient.timezone)):
             if escalates_in_quiet_hours(notification.purpose):
@@ -136,22 +131,11 @@ def _add(
 
 def enqueue_send(attempt: NotificationAttempt, now: datetime) -> None:
     """Send ``attempt`` from a job once this transaction commits (at its not-before time)."""
-    from jobs.notify import SEND_RETRY, SEND_TIMEOUT, send_attempt, send_job_id
-
     at = attempt.not_before if attempt.not_before > now else None
     job_id = send_job_id(attempt.id)
     if at is not None:  # never reuse the id of a job that may still be running
         job_id += f"-at-{int(at.timestamp())}"
-    enqueue_after_commit(
-        db.session,
-        send_attempt,
-        attempt.id,
-        queue="notifications",
-        at=at,
-        retry=SEND_RETRY,
-        job_id=job_id,
-        job_timeout=SEND_TIMEOUT,
-    )
+    schedule("send_attempt", attempt.id, at=at, job_id=job_id)
 
 
 def fail_attempt(
@@ -221,21 +205,7 @@ def exhaust(notification: Notification, now: datetime) -> NotificationAttempt:
         sent_at=now,
     )
     db.session.add(attempt)
-    db.session.execute(
-        insert(OutreachTask)
-        .values(
-            patient_id=notification.patient_id,
-            notification_id=notification.id,
-            offer_id=notification.offer_id,
-            appointment_id=notification.appointment_id,
-            reason=f"No channel reached the patient about: {notification.purpose.value}",
-            priority=OutreachPriority.HIGH,
-            deadline_at=now + timedelta(minutes=get_setting("outreach_deadline_minutes")),
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[OutreachTask.notification_id])
-    )
+    open_outreach_task(notification, now)
     notification.status = NotificationStatus.EXHAUSTED
     notification.completed_at = now
     db.session.flush()
@@ -245,44 +215,8 @@ def exhaust(notification: Notification, now: datetime) -> NotificationAttempt:
         notification.patient_id,
     )
     record(SYSTEM, "notification.exhausted", notification, after={"outreach": True})
-    mark_unreachable(notification.patient, now)
+    flags.mark_unreachable(notification.patient, now)
     return attempt
-
-
-def mark_unreachable(patient: Patient, now: datetime) -> None:
-    """Every channel failed: the patient's active entries pause and a flag is raised."""
-    entry_ids = db.session.scalars(
-        sa.update(WaitlistEntry)
-        .where(
-            WaitlistEntry.patient_id == patient.id, WaitlistEntry.status == WaitlistStatus.ACTIVE
-        )
-        .values(status=WaitlistStatus.UNREACHABLE, updated_at=now)
-        .returning(WaitlistEntry.id)
-    ).all()
-    for entry_id in entry_ids:
-        entry = db.session.get(WaitlistEntry, entry_id)
-        record(SYSTEM, "waitlist.unreachable", entry, after={"status": "unreachable"})
-    raise_flag(patient, FlagKind.UNREACHABLE, "No channel reached the patient; see the timeline.")
-
-
-def flag_invalid_phone(patient: Patient, notes: str) -> None:
-    raise_flag(patient, FlagKind.INVALID_PHONE, notes)
-
-
-def raise_flag(patient: Patient, kind: FlagKind, notes: str, actor: Actor = SYSTEM) -> None:
-    """Open a flag of ``kind`` unless one is already open (a partial unique index)."""
-    flag_id = db.session.scalar(
-        insert(PatientFlag)
-        .values(patient_id=patient.id, kind=kind, notes=notes)
-        .on_conflict_do_nothing(
-            index_elements=[PatientFlag.patient_id, PatientFlag.kind],
-            index_where=PatientFlag.resolved_at.is_(None),
-        )
-        .returning(PatientFlag.id)
-    )
-    if flag_id is not None:
-        log.info("patient %s flagged %s", patient.id, kind.value)
-        record(actor, "patient.flagged", db.session.get(PatientFlag, flag_id), after={"kind": kind})
 
 
 def _locked_notification(notification_id: int) -> Notification:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from portal.db import db, now_utc
 from portal.models import DeliveryEvent, NotificationAttempt
 from portal.models.enums import FINAL_ATTEMPT_STATUSES, AttemptStatus, Channel
+from portal.services import flags
 from portal.services.audit import Actor, record
 from portal.services.notify import chain
 from portal.services.notify.backends import INVALID_NUMBER_CODES, OPTED_OUT_CODE
@@ -143,7 +144,7 @@ def apply_provider_verdict(attempt: NotificationAttempt, code: str | None) -> No
     elif int(code) in INVALID_NUMBER_CODES and patient.phone_e164:
         patient.phone_e164 = None
         record(actor, "patient.phone_rejected", patient, after={"code": code})
-        chain.flag_invalid_phone(patient, f"The phone provider rejected the number (error {code}).")
+        flags.flag_invalid_phone(patient, f"The phone provider rejected the number (error {code}).")
 
 
 def locked_attempt(attempt_id: int) -> NotificationAttempt:

@@ -31,7 +31,6 @@ from portal.services.notify.backends import (
     PermanentSendError,
     SendError,
     TransientSendError,
-    backend_for,
 )
 from portal.services.notify.messages import render_message
 from portal.services.notify.policy import (
@@ -41,6 +40,7 @@ from portal.services.notify.policy import (
     receipt_timeout,
     unusable_reason,
 )
+from portal.services.notify.providers import backend_for
 from portal.services.notify.receipts import apply_provider_verdict, locked_attempt
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
+from portal.services.links import twiml_token
 from portal.services.notify.backends import (
     INVALID_NUMBER_CODES,
     OPTED_OUT_CODE,
@@ -118,8 +119,6 @@ class TwilioVoice:
     final_on_accept = False
 
     def send(self, attempt: NotificationAttempt, to: str, message: Message) -> str:
-        from portal.services.notify.voice import twiml_token
-
         try:
             call = twilio_client().calls.create(
                 to=to,

@@ -12,8 +12,8 @@ from portal.services.alternatives import find_alternatives
 from portal.services.appointments import check_in
 from portal.services.booking import SlotTaken, book_slot, lost_race
 from portal.services.release import release_slot
-from portal.web.api import bp, error_response
 from portal.web.api.auth import api_actor
+from portal.web.api.blueprint import bp, error_response
 from portal.web.api.schemas import AppointmentIn, ReleaseIn
 from portal.web.api.serializers import appointment_json, offer_json, slot_json
 from portal.web.api.views import body, created, get_or_404, referenced

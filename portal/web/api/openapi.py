@@ -15,8 +15,8 @@ from flask import Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from portal.web.api import bp
 from portal.web.api import schemas as s
+from portal.web.api.blueprint import bp
 
 _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {

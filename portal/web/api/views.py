@@ -17,8 +17,8 @@ from portal.services.errors import DomainError, NotFound, ValidationFailed
 from portal.services.patients import create_patient
 from portal.services.slots import create_slot
 from portal.services.waitlist import default_location, join_waitlist
-from portal.web.api import bp
 from portal.web.api.auth import api_actor
+from portal.web.api.blueprint import bp
 from portal.web.api.schemas import M, PatientIn, SlotIn, WaitlistIn, parse_body
 from portal.web.api.serializers import (
     entry_json,

@@ -46,7 +46,7 @@ from portal.db import db
 from portal.extensions import htmx, limiter, login_manager
 from portal.models import StaffUser
 from portal.services import staff as staff_service
-from portal.web.staff import bp
+from portal.web.staff.blueprint import PUBLIC_ENDPOINTS, bp
 from portal.web.staff.forms import LoginForm
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,14 @@ def _why_session_ends() -> tuple[str, str | None] | None:
     if now - seen_at > minutes * 60:
         return "idle", f"You were signed out after {minutes} minutes of inactivity."
     return None
+
+
+@bp.before_request
+def _require_staff_session() -> ResponseReturnValue | None:
+    """Send anonymous or expired sessions to the login page (public pages excepted)."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    return enforce_session()
 
 
 def enforce_session() -> ResponseReturnValue | None:

@@ -26,8 +26,8 @@ from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.phones import mask_phone
 from portal.services.release import release_slot as release_slot_service
-from portal.web.staff import bp
 from portal.web.staff.auth import safe_next
+from portal.web.staff.blueprint import bp
 from portal.web.ui import local_time
 
 #: Dates the day view accepts; anything else is a typo, not a request.

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from portal.models.enums import SlotStatus
 from portal.services import dayview
-from portal.web.staff import bp
+from portal.web.staff.blueprint import bp
 
 #: The counts shown for each location, in this order.
 SUMMARY_STATUSES = (SlotStatus.OPEN, SlotStatus.HELD, SlotStatus.BOOKED)

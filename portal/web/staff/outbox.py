@@ -12,9 +12,9 @@ from flask.typing import ResponseReturnValue
 
 from portal.db import db
 from portal.services.errors import DomainError, NotFound
-from portal.services.notify.backends import outbox_active
 from portal.services.notify.outbox import MARKS, list_outbox, mark_outbox_message
-from portal.web.staff import bp
+from portal.services.notify.providers import outbox_active
+from portal.web.staff.blueprint import bp
 
 #: Button labels for the marks.
 MARK_LABELS = {

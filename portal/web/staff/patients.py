@@ -17,7 +17,7 @@ from portal.services.notify.timeline import (
     patient_query,
     patient_timeline,
 )
-from portal.web.staff import bp
+from portal.web.staff.blueprint import bp
 
 
 @bp.get("/patients")

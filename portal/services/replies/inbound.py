@@ -19,8 +19,8 @@ from portal.db import db, now_utc
 from portal.models import DeliveryEvent, Offer, Patient
 from portal.models.enums import OfferStatus
 from portal.services.audit import Actor, record
-from portal.services.notify.answers import Answer, accept, decline, latest_offer
 from portal.services.notify.messages import render_reply
+from portal.services.replies.answers import Answer, accept, decline, latest_offer
 
 log = logging.getLogger(__name__)
 

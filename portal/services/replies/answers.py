@@ -1,7 +1,7 @@
 """A patient answering an offer by text (YES/NO) or by phone (1/2).
 
 Both go through the same atomic accept and decline as the offer page
-(``booking.accept_offer`` / ``decline_offer``), inside a savepoint so a lost race
+(``responses.accept_offer`` / ``decline_offer``), inside a savepoint so a lost race
 rolls back only the booking attempt, not the receipt the webhook stored.
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Offer
 from portal.models.enums import OfferStatus
-from portal.services import booking
+from portal.services import booking, responses
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 
@@ -41,7 +41,7 @@ def accept(offer: Offer) -> Answer:
     actor = Actor.patient(offer.patient_id)
     savepoint = db.session.begin_nested()
     try:
-        outcome = booking.accept_offer(offer.id, actor=actor)
+        outcome = responses.accept_offer(offer.id, actor=actor)
         savepoint.commit()
     except booking.SlotTaken:
         savepoint.rollback()
@@ -66,7 +66,7 @@ def decline(offer: Offer) -> Answer:
     """Decline ``offer`` (flushes; the caller commits)."""
     savepoint = db.session.begin_nested()
     try:
-        booking.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
+        responses.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
         savepoint.commit()
     except booking.OfferUnavailable as exc:
         savepoint.rollback()

@@ -8,38 +8,16 @@ it went. Other messages are simply read out.
 
 from __future__ import annotations
 
-from flask import current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from portal.db import db, now_utc
 from portal.models import NotificationAttempt, Offer
 from portal.models.enums import Channel, Purpose
-from portal.services.notify.answers import Answer, accept, decline
 from portal.services.notify.chain import still_relevant
 from portal.services.notify.messages import render_message, render_reply
+from portal.services.replies.answers import Answer, accept, decline
 
-#: A call link stays usable this long (Twilio fetches it within seconds).
-TOKEN_MAX_AGE = 24 * 3600
 GATHER_SECONDS = 8
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="twiml-call")
-
-
-def twiml_token(attempt_id: int) -> str:
-    """Sign a token for the call made by ``attempt_id``."""
-    return _serializer().dumps(attempt_id)
-
-
-def read_twiml_token(token: str) -> int | None:
-    """Return the attempt id a call token names, or None if it is not valid."""
-    try:
-        attempt_id = _serializer().loads(token, max_age=TOKEN_MAX_AGE)
-    except (BadSignature, ValueError, TypeError):
-        return None
-    return attempt_id if isinstance(attempt_id, int) else None
 
 
 def _say(response: VoiceResponse | Gather, text: str) -> None:
