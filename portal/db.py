@@ -1,4 +1,7 @@
-"""Database foundations: the session, naming convention, UTC column type and enums."""
+"""Database foundations: the session, naming convention, UTC column type and enums.
+
+``now_utc`` is the clock's (``portal.clock``), re-exported here for the models' defaults.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from portal.clock import now_utc
+
+__all__ = ["db", "enum_column", "now_utc"]
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -17,11 +24,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def now_utc() -> datetime:
-    """Return the current instant as a timezone-aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

@@ -9,14 +9,15 @@ re-raised instead, so tests still see the real error.
 from __future__ import annotations
 
 import re
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from flask import current_app, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
+
+from portal.clock import system_seconds
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -123,7 +124,7 @@ def _retry_after_seconds(error: HTTPException) -> int | None:
     """Return how long a rate-limited client should wait, if it can be told."""
     value = getattr(error, "retry_after", None)  # werkzeug's TooManyRequests(retry_after=...)
     if isinstance(value, datetime):
-        return max(1, int(value.timestamp() - datetime.now(UTC).timestamp()))
+        return max(1, int(value.timestamp() - system_seconds()))
     if isinstance(value, int | float) and not isinstance(value, bool):
         return max(1, int(value))
     # Flask-Limiter's RateLimitExceeded carries the limit, not a delay: ask the limiter
@@ -132,7 +133,7 @@ def _retry_after_seconds(error: HTTPException) -> int | None:
         try:
             current = limiter.current_limit
             if current is not None and current.breached:
-                return max(1, int(current.reset_at - time.time()))
+                return max(1, int(current.reset_at - system_seconds()))
         except Exception:  # storage unreachable: the window length below is good enough
             current_app.logger.warning("Could not read the rate-limit window", exc_info=True)
     limit = getattr(getattr(error, "limit", None), "limit", None)

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import logging
 import math
-import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -42,7 +41,8 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 
-from portal.db import db
+from portal.clock import system_seconds
+from portal.db import db, now_utc
 from portal.extensions import htmx, limiter, login_manager
 from portal.models import StaffUser
 from portal.services import staff as staff_service
@@ -127,7 +127,7 @@ def start_session(user: StaffUser) -> None:
     g.pop("csrf_token", None)  # Flask-WTF caches the request's token here
     login_user(user)
     session.permanent = True
-    now = int(time.time())
+    now = int(now_utc().timestamp())
     session[LOGIN_AT] = now
     session[SEEN_AT] = now
 
@@ -142,7 +142,7 @@ def end_session() -> None:
 def _why_session_ends() -> tuple[str, str | None] | None:
     """Return (audit reason, message for the person) if the session is over, else None."""
     config = current_app.config
-    now = time.time()
+    now = now_utc().timestamp()
     login_at, seen_at = session.get(LOGIN_AT), session.get(SEEN_AT)
     if not isinstance(login_at, int | float) or not isinstance(seen_at, int | float):
         return "invalid", None
@@ -169,7 +169,7 @@ def enforce_session() -> ResponseReturnValue | None:
     ending = _why_session_ends()
     if ending is None:
         if not request.headers.get(PASSIVE_HEADER):
-            session[SEEN_AT] = int(time.time())
+            session[SEEN_AT] = int(now_utc().timestamp())
         return None
     reason, message = ending
     staff_service.record_logout(_current_staff(), reason=reason)
@@ -222,7 +222,7 @@ class LoginThrottle:
 
     def _wait(self, item: RateLimitItem, ids: tuple[str, str]) -> int:
         reset_at = limiter.limiter.get_window_stats(item, *ids).reset_time
-        return max(1, math.ceil(reset_at - time.time()))
+        return max(1, math.ceil(reset_at - system_seconds()))
 
     def _safely(self, action: Callable[[], object]) -> None:
         if not limiter.enabled:
