@@ -24,8 +24,10 @@ _app: Flask | None = None
 def job_context() -> Iterator[None]:
     """Run the body inside an app context and leave the session clean afterwards."""
     from portal.db import db
+    from portal.services.settings import forget_cached_settings
 
     if has_app_context():
+        forget_cached_settings()  # the worker's context outlives jobs; settings may change
         try:
             yield
         finally:

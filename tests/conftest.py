@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -22,7 +21,7 @@ from redis import Redis
 
 from portal import create_app
 from portal.db import db
-from portal.engines import create_fresh_database, drop_database, test_engines
+from portal.engines import create_fresh_database, drop_database, relax_commits, test_engines
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-anything-0123456789"
 
@@ -38,6 +37,7 @@ def database_url(engine_urls: tuple[str, str]) -> Iterator[str]:
     server_url, _ = engine_urls
     name = f"portal_test_{os.getpid()}"
     url = create_fresh_database(server_url, name)
+    relax_commits(url)
     yield url
     drop_database(server_url, name)
 
@@ -84,9 +84,22 @@ def _app_context(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def _truncate_all() -> None:
-    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    """Empty every table and restart its ids, fast.
+
+    ``DELETE`` on a few small tables costs microseconds where ``TRUNCATE`` of every table
+    costs half a second (it swaps each table's files). Triggers and foreign keys are
+    off for this transaction (``session_replication_role``), so order does not matter and
+    the append-only audit trail can be emptied between tests.
+    """
+    statements = ["SET LOCAL session_replication_role = replica"]
+    statements += [f'DELETE FROM "{t.name}"' for t in db.metadata.sorted_tables]
+    statements.append(
+        "SELECT setval(s.oid, 1, false) FROM pg_class s WHERE s.relkind = 'S'"
+        " AND s.relnamespace = 'public'::regnamespace"
+    )
     with db.engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for statement in statements:
+            conn.exec_driver_sql(statement)
 
 
 def _flush_redis(app: Flask) -> None:

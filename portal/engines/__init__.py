@@ -32,6 +32,7 @@ from portal.engines.postgres import (
     database_url,
     drop_database,
     normalise_database_url,
+    relax_commits,
 )
 from portal.engines.redis_server import redis_url
 
@@ -42,6 +43,7 @@ __all__ = [
     "drop_database",
     "normalise_database_url",
     "redis_url",
+    "relax_commits",
     "release_engines",
     "test_engines",
 ]
@@ -80,6 +82,7 @@ def test_engines(base_dir: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
             server = postgres._embedded_server(pgdata)
             db = postgres._server_url(server, TEST_DATABASE_NAME)
             postgres._ensure_database(db, TEST_DATABASE_NAME)
+            postgres.trade_durability_for_speed(db)
         redis_env = os.environ.get("TEST_REDIS_URL")
         if redis_env:
             rurl = redis_env

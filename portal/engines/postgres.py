@@ -175,6 +175,31 @@ def database_url(instance_path: str | os.PathLike[str]) -> str:
     return url
 
 
+def trade_durability_for_speed(server_url: str) -> None:
+    """Turn off fsync and synchronous commits on a throwaway (test) server.
+
+    Only for the embedded server the test suite starts in a temporary directory: a
+    crash there loses nothing anyone needs, and every commit stops waiting for a disk.
+    """
+    with psycopg.connect(**_psycopg_kwargs(server_url, "postgres"), autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def relax_commits(database_url: str) -> None:
+    """Let a throwaway test database commit without waiting for the disk (any server).
+
+    ``synchronous_commit = off`` per database: a crash could lose the last few commits
+    of a test run, nothing else; the server's other databases are untouched.
+    """
+    name = make_url(database_url).database
+    with psycopg.connect(**_psycopg_kwargs(database_url, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(sql.Identifier(name))
+        )
+
+
 def create_fresh_database(server_url: str, name: str) -> str:
     """Drop database ``name`` on the server of ``server_url`` if it exists, create it
     empty, and return its URL (psycopg driver)."""

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Appointment, Closure, Patient, Slot, WaitlistEntry
 from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, SlotStatus
-from portal.services.settings import get_setting
+from portal.services.settings import settings
 from portal.services.timezones import to_local, within_windows
 
 
@@ -75,8 +75,8 @@ def find_alternatives(
 ) -> list[Alternative]:
     """Return up to ``limit`` open slots of the same service, best first."""
     now = now or now_utc()
-    limit = limit or get_setting("alternatives_limit")
-    horizon = now + timedelta(hours=get_setting("alternatives_horizon_hours"))
+    limit = limit or settings().alternatives_limit
+    horizon = now + timedelta(hours=settings().alternatives_horizon_hours)
     in_closure = (
         sa.select(Closure.id)
         .where(
@@ -113,7 +113,7 @@ def find_alternatives(
         .order_by(Slot.start_at)
         .limit(50)
     ).all()
-    weights = get_setting("alternative_weights")
+    weights = settings().alternative_weights
     scored = [score_alternative(s, original, entry, patient.timezone, weights) for s in slots]
     scored.sort(key=lambda a: (-a.score, a.slot.start_at))
     return scored[:limit]

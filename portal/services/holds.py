@@ -20,7 +20,7 @@ from portal.services import booking
 from portal.services.audit import Actor, record
 from portal.services.errors import Conflict
 from portal.services.filling import schedule_fill
-from portal.services.settings import get_setting
+from portal.services.settings import settings
 
 
 def lapsed_holds(now: datetime) -> list[tuple[int, int]]:
@@ -39,7 +39,7 @@ def hold_for_payment(
     offer: Offer, patient: Patient, actor: Actor, now: datetime
 ) -> booking.AcceptOutcome:
     """Hold the offer's slot for the patient and open the charge they must pay."""
-    hold_until = now + timedelta(seconds=get_setting("hold_seconds"))
+    hold_until = now + timedelta(seconds=settings().hold_seconds)
     slot = booking.updated_row(
         sa.update(Slot)
         .where(Slot.id == offer.slot_id, Slot.status == SlotStatus.OPEN)
@@ -54,9 +54,7 @@ def hold_for_payment(
     if slot is None:
         booking.raise_for_current_state(offer.slot_id)
     kind = ChargeKind.PREPAYMENT if patient.prepayment_required else ChargeKind.DEPOSIT
-    amount = (
-        slot.service.price_cents if kind == ChargeKind.PREPAYMENT else get_setting("deposit_cents")
-    )
+    amount = slot.service.price_cents if kind == ChargeKind.PREPAYMENT else settings().deposit_cents
     key = f"{kind.value}:offer:{offer.id}"
     db.session.execute(
         insert(Charge)

@@ -24,7 +24,7 @@ from portal.models.enums import (
     OfferStatus,
     WaitlistStatus,
 )
-from portal.services.settings import get_setting
+from portal.services.settings import settings
 from portal.services.timezones import to_local, within_windows
 
 HISTORY = timedelta(days=180)
@@ -128,7 +128,7 @@ def find_candidates(slot: Slot, now: datetime) -> list[Candidate]:
         return []
 
     busy = _busy_patient_ids(slot)
-    short_notice = slot.start_at - now < timedelta(hours=get_setting("short_notice_hours"))
+    short_notice = slot.start_at - now < timedelta(hours=settings().short_notice_hours)
     fitting: list[Candidate] = []
     for entry, patient in rows:
         if patient.id in busy or (short_notice and not entry.short_notice_ok):
@@ -145,7 +145,7 @@ def find_candidates(slot: Slot, now: datetime) -> list[Candidate]:
         return []
 
     history = _offer_history([c.patient for c in fitting], now)
-    cap = get_setting("daily_offer_cap")
+    cap = settings().daily_offer_cap
     fitting = [c for c in fitting if history[c.patient.id].today < cap]
     for candidate in fitting:
         score_candidate(candidate, slot, now, history[candidate.patient.id].outcomes)

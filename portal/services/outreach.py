@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from portal.db import db
 from portal.models import Notification, OutreachTask
 from portal.models.enums import OutreachPriority
-from portal.services.settings import get_setting
+from portal.services.settings import settings
 
 
 def open_outreach_task(notification: Notification, now: datetime) -> None:
@@ -23,7 +23,7 @@ def open_outreach_task(notification: Notification, now: datetime) -> None:
             appointment_id=notification.appointment_id,
             reason=f"No channel reached the patient about: {notification.purpose.value}",
             priority=OutreachPriority.HIGH,
-            deadline_at=now + timedelta(minutes=get_setting("outreach_deadline_minutes")),
+            deadline_at=now + timedelta(minutes=settings().outreach_deadline_minutes),
             created_at=now,
             updated_at=now,
         )

@@ -1,73 +1,124 @@
-"""Practice-wide tunables and per-category policies, with defaults in one place."""
+"""Practice-wide tunables and per-category policies, with defaults in one place.
+
+``settings()`` returns every tunable as one typed, frozen snapshot, read with a single
+query and cached for the request or job (``flask.g``); a ``Setting`` row overrides a
+default (dict values merge key by key). ``set_setting`` writes an override and drops
+the cached snapshot, so the same request reads its own change.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import sqlalchemy as sa
+from flask import g, has_app_context
 
 from portal.db import db
 from portal.models import OfferPolicy, Setting
 from portal.models.enums import OfferMode
 
-#: Every tunable the portal reads; a ``Setting`` row with the same key overrides it.
-DEFAULTS: dict[str, Any] = {
-    # An individual patient receives at most this many offers per local day.
-    "daily_offer_cap": 3,
-    # Offers for slots starting sooner than this go only to entries that accept short notice.
-    "short_notice_hours": 2,
-    # Alternatives shown to a patient who lost a race (SPEC §3.5).
-    "alternatives_limit": 3,
-    "alternatives_horizon_hours": 48,
-    "alternative_weights": {
-        "base": 100,
-        "same_practitioner": 30,
-        "preferred_practitioner": 20,
-        "per_hour_away": -5,
-        "max_hours_penalty": -30,
-        "same_day": 25,
-        "in_availability": 15,
-        "preferred_hour": 10,
-    },
-    # Deposit holds (SPEC §3.8).
-    "hold_seconds": 90,
-    "deposit_cents": 5000,
-    # Quiet hours in the patient's zone: no SMS or calls between start and end.
-    "quiet_hours": {"start": "21:00", "end": "08:00"},
-    # During quiet hours these purposes skip SMS and calls and go to email at once;
-    # every other purpose waits for the end of the quiet hours.
-    "quiet_hours_escalate": ["offer", "slot_filled", "hold"],
-    # Minutes to wait for a delivery receipt before a channel counts as silently failed.
-    "receipt_timeout_minutes": {"sms": 10, "voice": 10, "email": 30},
-    # Messages of one purpose a patient receives per local day ("default" for the rest).
-    "daily_purpose_cap": {"default": 5, "slot_filled": 6, "confirmation": 10},
-    # Manual outreach raised when every channel failed: minutes until it is due.
-    "outreach_deadline_minutes": 60,
-}
+_CACHE = "portal_settings"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable the portal reads (a ``Setting`` row with the same key overrides it)."""
+
+    #: An individual patient receives at most this many offers per local day.
+    daily_offer_cap: int = 3
+    #: Offers for slots starting sooner than this go only to entries that accept short notice.
+    short_notice_hours: int = 2
+    #: Alternatives shown to a patient who lost a race (SPEC §3.5).
+    alternatives_limit: int = 3
+    alternatives_horizon_hours: int = 48
+    alternative_weights: dict[str, int] = field(
+        default_factory=lambda: dict(
+            base=100,
+            same_practitioner=30,
+            preferred_practitioner=20,
+            per_hour_away=-5,
+            max_hours_penalty=-30,
+            same_day=25,
+            in_availability=15,
+            preferred_hour=10,
+        )
+    )
+    #: Deposit holds (SPEC §3.8).
+    hold_seconds: int = 90
+    deposit_cents: int = 5000
+    #: Quiet hours in the patient's zone: no SMS or calls between start and end.
+    quiet_hours: dict[str, str] = field(default_factory=lambda: dict(start="21:00", end="08:00"))
+    #: During quiet hours these purposes skip SMS and calls and go to email at once;
+    #: every other purpose waits for the end of the quiet hours.
+    quiet_hours_escalate: list[str] = field(
+        default_factory=lambda: ["offer", "slot_filled", "hold"]
+    )
+    #: Minutes to wait for a delivery receipt before a channel counts as silently failed.
+    receipt_timeout_minutes: dict[str, float] = field(
+        default_factory=lambda: dict(sms=10, voice=10, email=30)
+    )
+    #: Messages of one purpose a patient receives per local day ("default" for the rest).
+    daily_purpose_cap: dict[str, int] = field(
+        default_factory=lambda: dict(default=5, slot_filled=6, confirmation=10)
+    )
+    #: Manual outreach raised when every channel failed: minutes until it is due.
+    outreach_deadline_minutes: int = 60
+
+
+KEYS = frozenset(f.name for f in fields(Settings))
+
+
+def _load() -> Settings:
+    defaults = Settings()
+    overrides: dict[str, Any] = {}
+    for row in db.session.scalars(sa.select(Setting).where(Setting.key.in_(KEYS))):
+        default = getattr(defaults, row.key)
+        if isinstance(default, dict) and isinstance(row.value, dict):
+            overrides[row.key] = default | row.value
+        else:
+            overrides[row.key] = row.value
+    return replace(defaults, **overrides)
+
+
+def settings() -> Settings:
+    """Return the tunables for this request or job (one query, then cached)."""
+    if not has_app_context():
+        return _load()
+    cached = g.get(_CACHE)
+    if cached is None:
+        cached = _load()
+        setattr(g, _CACHE, cached)
+    return cached
+
+
+def forget_cached_settings() -> None:
+    """Drop the cached snapshot (a job starting, a setting changed)."""
+    if has_app_context():
+        g.pop(_CACHE, None)
 
 
 def get_setting(key: str) -> Any:
     """Return the configured value of ``key`` (a stored override or the default)."""
-    if key not in DEFAULTS:
+    if key not in KEYS:
         raise KeyError(f"unknown setting {key!r}")
-    row = db.session.get(Setting, key)
-    if row is None:
-        return DEFAULTS[key]
-    default = DEFAULTS[key]
-    if isinstance(default, dict) and isinstance(row.value, dict):
-        return default | row.value
-    return row.value
+    return getattr(settings(), key)
+
+
+def default_settings() -> dict[str, Any]:
+    """Every tunable with its default value."""
+    return asdict(Settings())
 
 
 def set_setting(key: str, value: Any) -> None:
     """Store an override for ``key`` in the current transaction."""
-    if key not in DEFAULTS:
+    if key not in KEYS:
         raise KeyError(f"unknown setting {key!r}")
     stmt = sa.dialects.postgresql.insert(Setting).values(key=key, value=value)
     db.session.execute(
         stmt.on_conflict_do_update(index_elements=[Setting.key], set_={"value": value})
     )
+    forget_cached_settings()
 
 
 @dataclass(frozen=True)

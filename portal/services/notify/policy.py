@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from portal.db import db
 from portal.models import Notification, Patient
 from portal.models.enums import Channel, NotificationStatus, Purpose
-from portal.services.settings import get_setting
+from portal.services.settings import settings
 from portal.services.timezones import local_day_bounds, parse_hhmm, to_local, zone
 
 #: The order channels are tried in; ``manual`` is the outreach queue.
@@ -49,7 +49,7 @@ def channels_after(after: Channel | None) -> tuple[Channel, ...]:
 
 def quiet_until(now: datetime, tz_name: str) -> datetime | None:
     """Return when the quiet hours in ``tz_name`` end, or None if ``now`` is not in them."""
-    hours = get_setting("quiet_hours")
+    hours = settings().quiet_hours
     start, end = parse_hhmm(hours["start"]), parse_hhmm(hours["end"])
     if start == end:
         return None
@@ -72,12 +72,12 @@ def _local_instant(day: date, clock: time, tz_name: str) -> datetime:
 
 def escalates_in_quiet_hours(purpose: Purpose) -> bool:
     """Time-sensitive purposes skip phone channels at night instead of waiting."""
-    return purpose.value in set(get_setting("quiet_hours_escalate"))
+    return purpose.value in set(settings().quiet_hours_escalate)
 
 
 def daily_cap(purpose: Purpose) -> int:
     """Return how many messages of ``purpose`` a patient may receive per local day."""
-    caps = get_setting("daily_purpose_cap")
+    caps = settings().daily_purpose_cap
     return int(caps.get(purpose.value, caps.get("default", 5)))
 
 
@@ -108,5 +108,5 @@ def over_daily_cap(patient: Patient, purpose: Purpose, now: datetime) -> bool:
 
 def receipt_timeout(channel: Channel) -> timedelta:
     """How long to wait for a delivery receipt on ``channel``."""
-    minutes = get_setting("receipt_timeout_minutes")
+    minutes = settings().receipt_timeout_minutes
     return timedelta(minutes=float(minutes.get(channel.value, 10)))
