@@ -131,7 +131,7 @@ def book_slot(
         .returning(Slot)
     )
     if slot is None:
-        raise_for_current_state(slot_id)
+        raise_for_current_state(slot_id, offer)
     _lock_patient(patient.id)
     if offer is not None:  # an answered or closed offer says so before any clash does
         _check_entry_active(offer.waitlist_entry_id)
@@ -252,7 +252,16 @@ def updated_row(statement: sa.Update) -> Any:
     ).one_or_none()
 
 
-def raise_for_current_state(slot_id: int) -> None:
+def raise_for_current_state(slot_id: int, offer: Offer | None = None) -> None:
+    """Raise what a booking that found the slot not bookable should answer.
+
+    A second tap on an offer that this very offer already won says so
+    (``offer_accepted``) rather than "just taken by someone else".
+    """
+    if offer is not None:
+        db.session.refresh(offer)
+        if offer.status == OfferStatus.ACCEPTED:
+            raise OfferUnavailable(offer.status)
     status = db.session.scalar(sa.select(Slot.status).where(Slot.id == slot_id))
     if status is None:
         raise NotFound("No such slot.", code="unknown_slot")

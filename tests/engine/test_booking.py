@@ -17,6 +17,7 @@ from portal.models.enums import (
     SlotStatus,
     WaitlistStatus,
 )
+from portal.queue import get_queue
 from portal.services import booking, holds, responses
 from portal.services.alternatives import find_alternatives
 from portal.services.audit import SYSTEM, Actor
@@ -74,9 +75,13 @@ def test_accept_after_window_is_expired() -> None:
 
 
 def test_decline_then_accept_is_refused_and_next_wave_is_scheduled() -> None:
-    _, (offer,) = _wave(1)
+    slot, (offer,) = _wave(1)
+    get_queue("filling").empty()
     responses.decline_offer(offer.id, actor=SYSTEM)
+    assert get_queue("filling").jobs == []  # nothing is enqueued before the commit
     db.session.commit()
+    (job,) = get_queue("filling").jobs
+    assert (job.func_name, job.args) == ("jobs.filling.fill_slot", (slot.id,))
     with pytest.raises(booking.OfferUnavailable) as info:
         responses.accept_offer(offer.id, actor=SYSTEM)
     assert info.value.code == "offer_declined"
