@@ -75,6 +75,9 @@ def text(max_length: int, description: str | None = None) -> Any:
     return Annotated[str, PlainValidator(_text_validator(max_length)), WithJsonSchema(schema)]
 
 
+INSTANT_DESCRIPTION = (
+    "Whole minutes (seconds :00, no fraction) with a UTC offset (Z or ±HH:MM), years 2000-2099"
+)
 _INSTANT_RE = re.compile(INSTANT_PATTERN)
 _INSTANT_MESSAGE = (
     "Use whole minutes with a UTC offset, e.g. 2031-03-02T15:30:00-05:00 (years 2000-2099)"
@@ -124,15 +127,21 @@ Instant = Annotated[
             "type": "string",
             "format": "date-time",
             "pattern": INSTANT_PATTERN,
-            "description": "Whole minutes (seconds :00, no fraction) with a UTC offset"
-            " (Z or ±HH:MM), years 2000-2099",
+            "description": INSTANT_DESCRIPTION,
         }
     ),
 ]
 Day = Annotated[
     date,
     PlainValidator(_day),
-    WithJsonSchema({"type": "string", "format": "date", "pattern": DAY_PATTERN}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "pattern": DAY_PATTERN,
+            "description": "YYYY-MM-DD, 2000-01-01 to 2199-12-31",
+        }
+    ),
 ]
 ClockText = Annotated[
     str,

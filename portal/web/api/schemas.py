@@ -25,12 +25,23 @@ from portal.models.enums import (
 )
 from portal.services.errors import DomainError, ValidationFailed
 from portal.services.waitlist import MAX_WINDOWS
-from portal.web.api.fields import ClockText, ClockTime, Day, Id, Instant, Weekday, text
+from portal.web.api.fields import (
+    INSTANT_DESCRIPTION,
+    ClockText,
+    ClockTime,
+    Day,
+    Id,
+    Instant,
+    Weekday,
+    text,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
 Name = text(120)
-PhoneText = text(40, "a dialable number, e.g. +13105550142 or (310) 555-0142")
+PhoneText = text(
+    40, "a dialable number, e.g. +13105550142 or (310) 555-0142 (else 422 `invalid_phone`)"
+)
 EmailText = text(254)
 ZoneName = text(64, "IANA zone, e.g. America/New_York")
 
@@ -60,10 +71,14 @@ class WaitlistIn(_Body):
     service_id: Id
     location_id: Id | None = Field(None, description="default: the patient's home location")
     preferred_practitioner_id: Id | None = None
-    earliest: Day | None = None
+    earliest: Day | None = Field(
+        None, description="not after latest (else 422 `invalid_date_range`)"
+    )
     latest: Day | None = None
     windows: Annotated[list[WindowIn], Field(max_length=MAX_WINDOWS)] | None = Field(
-        None, description="weekly availability in the patient's zone; none = any time"
+        None,
+        description="weekly availability in the patient's zone, each window starting before"
+        " it ends (else 422 `invalid_windows`); none = any time",
     )
     preferred_time: ClockTime | None = None
     short_notice_ok: StrictBool = False
@@ -72,8 +87,15 @@ class WaitlistIn(_Body):
 class SlotIn(_Body):
     practitioner_id: Id
     service_id: Id
-    start_at: Instant
-    end_at: Instant | None = Field(None, description="default: start + service duration")
+    start_at: Instant = Field(
+        description=INSTANT_DESCRIPTION + "; in the future and at most two years ahead"
+        " (else 422 `slot_in_past` or `slot_too_far_ahead`)"
+    )
+    end_at: Instant | None = Field(
+        None,
+        description=INSTANT_DESCRIPTION + "; after start_at, at most 12 hours later"
+        " (else 422 `invalid_slot_range`); default: start + the service's duration",
+    )
 
 
 class AppointmentIn(_Body):
