@@ -97,6 +97,10 @@ def _appointment_example(today: date) -> dict[str, Any]:
     return {"slot_id": 1, "patient_id": 1}
 
 
+def _release_example(today: date) -> dict[str, Any]:
+    return {"reason": "The practitioner is unwell today."}
+
+
 #: (method, path relative to /api/v1) → operation. Add new endpoints here.
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/openapi.json"): Op(
@@ -162,6 +166,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         s.SlotOut,
         body=s.ReleaseIn,
         body_optional=True,
+        example=_release_example,
         errors=(404, 422),
     ),
     ("GET", "/slots/{slot_id}/offers"): Op(
@@ -222,14 +227,13 @@ def _operation(method: str, path: str, op: Op, today: date) -> dict[str, Any]:
     if params:
         result["parameters"] = params
     if op.body is not None:
-        result["requestBody"] = {
-            "required": not op.body_optional,
-            "content": {"application/json": {"schema": _ref(op.body)}},
-        }
         media: dict[str, Any] = {"schema": _ref(op.body)}
         if op.example is not None:
             media["example"] = op.example(today)
-        result["requestBody"] = {"required": True, "content": {"application/json": media}}
+        result["requestBody"] = {
+            "required": not op.body_optional,
+            "content": {"application/json": media},
+        }
     if op.raw_response is not None:
         schema = op.raw_response
     elif op.response is not None:
