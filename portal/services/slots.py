@@ -16,6 +16,8 @@ from portal.services.filling import on_slot_opened
 
 #: Longer than any treatment: a guard against unit mistakes (hours given as minutes).
 MAX_SLOT_LENGTH = timedelta(hours=12)
+#: How far ahead a slot may start: a sane horizon for any practice's book.
+MAX_SLOT_HORIZON = timedelta(days=730)
 
 
 def _aware_utc(value: datetime, field: str) -> datetime:
@@ -68,6 +70,8 @@ def create_slot(
         raise DomainError(
             "end_at must be after start_at and at most 12 hours later.", code="invalid_slot_range"
         )
+    if start > now + MAX_SLOT_HORIZON:
+        raise DomainError("A slot may start at most two years ahead.", code="slot_too_far_ahead")
     # Serialise slot creation per practitioner so two concurrent requests cannot both pass
     # the overlap check (the lock lasts until the request commits, milliseconds later).
     db.session.execute(

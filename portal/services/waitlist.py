@@ -22,7 +22,7 @@ MAX_PRIORITY = 1000
 #: Sane bounds: date arithmetic near year 1 or 9999 overflows in matching.
 EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2199, 12, 31)
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _WINDOW_KEYS = frozenset({"weekday", "start", "end"})
 #: Fields a re-join replaces; also the audit snapshot (no patient data among them).
 _PREFERENCES = (
@@ -60,7 +60,7 @@ def parse_windows(raw: Any) -> list[dict[str, Any]]:
         if isinstance(weekday, bool) or not isinstance(weekday, int) or not 0 <= weekday <= 6:
             raise _invalid_windows("weekday must be 0 (Monday) to 6 (Sunday).", i)
         for value in (start, end):
-            if not isinstance(value, str) or not _HHMM.match(value):
+            if not isinstance(value, str) or not _HHMM.fullmatch(value):
                 raise _invalid_windows("start and end must be HH:MM (00:00-23:59).", i)
         if start >= end:
             raise _invalid_windows("A window must start before it ends.", i)

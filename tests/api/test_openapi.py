@@ -73,3 +73,72 @@ def test_operations_declare_auth_errors_and_bodies(client: FlaskClient) -> None:
     assert slot_in["properties"]["start_at"]["format"] == "date-time"
     ops_ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
     assert len(ops_ids) == len(set(ops_ids))
+
+
+def _id_schemas(node: object, name: str = "") -> list[tuple[str, dict]]:
+    """Return (name, schema) for every integer property or parameter named like an id."""
+    found: list[tuple[str, dict]] = []
+    if isinstance(node, dict):
+        if "name" in node and "schema" in node:  # a parameter
+            found.append((node["name"], node["schema"]))
+        for key, value in node.get("properties", {}).items():
+            if key == "id" or key.endswith("_id"):
+                for option in value.get("anyOf", [value]):
+                    if option.get("type") == "integer":
+                        found.append((key, option))
+        for value in node.values():
+            found += _id_schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _id_schemas(value)
+    return found
+
+
+def test_every_input_id_is_a_positive_int32(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").json
+    inputs = [op.get("parameters", []) for ops in doc["paths"].values() for op in ops.values()]
+    inputs += [doc["components"]["schemas"][name] for name in ("PatientIn", "WaitlistIn")]
+    inputs += [doc["components"]["schemas"][name] for name in ("SlotIn", "AppointmentIn")]
+    ids = _id_schemas(inputs)
+    assert len(ids) >= 12
+    for name, schema in ids:
+        assert (schema["type"], schema["minimum"], schema["maximum"]) == (
+            "integer",
+            1,
+            2**31 - 1,
+        ), name
+
+
+def test_text_times_and_windows_are_bounded_in_the_document(client: FlaskClient) -> None:
+    schemas = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    patient = schemas["PatientIn"]["properties"]
+    assert patient["phone"]["maxLength"] == 40
+    assert patient["name"]["maxLength"] == 120 and "pattern" in patient["name"]
+    start_at = schemas["SlotIn"]["properties"]["start_at"]
+    assert start_at["pattern"].startswith("^20[0-9]{2}-")
+    assert ":00(Z|" in start_at["pattern"]  # whole minutes
+    windows = schemas["WaitlistIn"]["properties"]["windows"]["anyOf"][0]
+    assert windows["maxItems"] == 50
+    window = schemas["WindowIn"]["properties"]
+    assert (window["weekday"]["minimum"], window["weekday"]["maximum"]) == (0, 6)
+    assert window["start"]["pattern"] == "^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+def test_request_examples_are_valid_bodies(client: FlaskClient) -> None:
+    from portal.web.api.openapi import OPERATIONS
+
+    doc = client.get("/api/v1/openapi.json").json
+    for (method, path), op in OPERATIONS.items():
+        if op.body is None:
+            continue
+        media = doc["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]
+        op.body.model_validate(media["example"])
+
+
+def test_each_422_lists_its_codes(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").json
+    slots = doc["paths"]["/slots"]["post"]["responses"]["422"]
+    codes = slots["content"]["application/json"]["schema"]["properties"]["error"]["properties"]
+    assert codes["code"]["enum"][0] == "validation_error"
+    assert {"slot_in_past", "slot_too_far_ahead", "unknown_service"} <= set(codes["code"]["enum"])
+    assert "`slot_too_far_ahead`" in slots["description"]

@@ -7,16 +7,20 @@ Schemas come from the pydantic models in ``schemas.py``; paths are declared in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from datetime import date, timedelta
+from functools import cache, lru_cache
 from typing import Any
 
 from flask import Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from portal.db import now_utc
 from portal.web.api import schemas as s
 from portal.web.api.blueprint import bp
+from portal.web.api.fields import ID_SCHEMA
 
 _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
@@ -24,7 +28,28 @@ _ERROR_TEXT = {
     401: "Missing, invalid or revoked token (`unauthorized`)",
     404: "No such object (`not_found`)",
     409: "Conflicts with the current state (e.g. `slot_overlap`)",
-    422: "Invalid input (`validation_error` with `fields`, or a domain code)",
+    422: "Invalid input: `validation_error` with `fields`, or a rule JSON Schema cannot state",
+}
+#: Every 422 code an operation can answer besides ``validation_error``: rules the schema
+#: cannot express (ids that exist, a real phone number, start before end, the clock).
+_DOMAIN_CODES = {
+    "invalid_phone": "the phone number is not a valid, dialable number",
+    "invalid_email": "the email address is not valid",
+    "invalid_timezone": "not an IANA time zone",
+    "unknown_location": "no location with that id",
+    "unknown_patient": "no patient with that id",
+    "unknown_practitioner": "no practitioner with that id",
+    "unknown_service": "no service with that id",
+    "unknown_slot": "no slot with that id",
+    "location_required": "no location_id and the patient has no home location",
+    "inactive_service": "the service is no longer offered",
+    "inactive_practitioner": "the practitioner is not active",
+    "invalid_practitioner": "the preferred practitioner does not work at that location",
+    "invalid_date_range": "earliest is after latest",
+    "invalid_windows": "a window does not start before it ends",
+    "slot_in_past": "start_at is not in the future",
+    "slot_too_far_ahead": "start_at is more than two years ahead",
+    "invalid_slot_range": "end_at is not after start_at, or more than 12 hours later",
 }
 
 
@@ -39,9 +64,41 @@ class Op:
     body: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     query: tuple[tuple[str, str], ...] = ()  # (name, description), integer ids
+    codes: tuple[str, ...] = ()  # 422 codes besides validation_error (keys of _DOMAIN_CODES)
     public: bool = False
     raw_response: dict[str, Any] | None = None
     body_optional: bool = False
+    example: Callable[[date], dict[str, Any]] | None = None  # a valid body, given today
+
+
+def _patient_example(today: date) -> dict[str, Any]:
+    return {"name": "Ana Doe", "phone": "+13105550142", "email": "ana@example.test"}
+
+
+def _waitlist_example(today: date) -> dict[str, Any]:
+    return {
+        "patient_id": 1,
+        "service_id": 1,
+        "location_id": 1,
+        "earliest": today.isoformat(),
+        "latest": (today + timedelta(days=30)).isoformat(),
+        "windows": [{"weekday": 0, "start": "09:00", "end": "12:00"}],
+        "preferred_time": "10:00",
+        "short_notice_ok": True,
+    }
+
+
+def _slot_example(today: date) -> dict[str, Any]:
+    start = (today + timedelta(days=1)).isoformat() + "T15:00:00Z"
+    return {"practitioner_id": 1, "service_id": 1, "start_at": start}
+
+
+def _appointment_example(today: date) -> dict[str, Any]:
+    return {"slot_id": 1, "patient_id": 1}
+
+
+def _release_example(today: date) -> dict[str, Any]:
+    return {"reason": "The practitioner is unwell today."}
 
 
 #: (method, path relative to /api/v1) → operation. Add new endpoints here.
@@ -63,20 +120,44 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         s.PatientOut,
         statuses=(201,),
         body=s.PatientIn,
+        example=_patient_example,
+        codes=("invalid_phone", "invalid_email", "invalid_timezone", "unknown_location"),
     ),
     ("POST", "/waitlist"): Op(
         "Join the waitlist (201), or update the patient's active entry (200)",
         s.WaitlistEntryOut,
         statuses=(201, 200),
         body=s.WaitlistIn,
+        example=_waitlist_example,
         errors=(409,),
+        codes=(
+            "unknown_patient",
+            "unknown_service",
+            "unknown_location",
+            "unknown_practitioner",
+            "location_required",
+            "inactive_service",
+            "invalid_practitioner",
+            "invalid_date_range",
+            "invalid_windows",
+        ),
     ),
     ("POST", "/slots"): Op(
         "Open a slot; filling from the waitlist starts",
         s.SlotOut,
         statuses=(201,),
         body=s.SlotIn,
+        example=_slot_example,
         errors=(409,),
+        codes=(
+            "unknown_practitioner",
+            "unknown_service",
+            "inactive_practitioner",
+            "inactive_service",
+            "slot_in_past",
+            "slot_too_far_ahead",
+            "invalid_slot_range",
+        ),
     ),
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
     ("POST", "/slots/{slot_id}/release"): Op(
@@ -85,6 +166,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         s.SlotOut,
         body=s.ReleaseIn,
         body_optional=True,
+        example=_release_example,
         errors=(404, 422),
     ),
     ("GET", "/slots/{slot_id}/offers"): Op(
@@ -97,7 +179,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         s.AppointmentOut,
         statuses=(201,),
         body=s.AppointmentIn,
+        example=_appointment_example,
         errors=(409,),
+        codes=("unknown_slot", "unknown_patient"),
     ),
     ("GET", "/appointments/{appointment_id}"): Op(
         "Get an appointment", s.AppointmentOut, errors=(404,)
@@ -129,23 +213,26 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
+def _operation(method: str, path: str, op: Op, today: date) -> dict[str, Any]:
     op_id = method.lower() + "_" + re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
     result: dict[str, Any] = {"operationId": op_id, "summary": op.summary}
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+        {"name": name, "in": "path", "required": True, "schema": dict(ID_SCHEMA)}
         for name in re.findall(r"{(\w+)}", path)
     ]
     params += [
-        {"name": name, "in": "query", "description": text, "schema": {"type": "integer"}}
+        {"name": name, "in": "query", "description": text, "schema": dict(ID_SCHEMA)}
         for name, text in op.query
     ]
     if params:
         result["parameters"] = params
     if op.body is not None:
+        media: dict[str, Any] = {"schema": _ref(op.body)}
+        if op.example is not None:
+            media["example"] = op.example(today)
         result["requestBody"] = {
             "required": not op.body_optional,
-            "content": {"application/json": {"schema": _ref(op.body)}},
+            "content": {"application/json": media},
         }
     if op.raw_response is not None:
         schema = op.raw_response
@@ -163,10 +250,23 @@ def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
         errors.add(401)
     for code in sorted(errors):
         responses[str(code)] = _json(_ref(s.ErrorBody), _ERROR_TEXT[code])
+    if 422 in errors:
+        responses["422"] = _unprocessable(op.codes)
     result["responses"] = responses
     return result
 
 
+def _unprocessable(codes: tuple[str, ...]) -> dict[str, Any]:
+    """The 422 response: ``validation_error`` or one of the operation's domain codes."""
+    lines = [f"- `{code}`: {_DOMAIN_CODES[code]}" for code in codes]
+    schema = {
+        "allOf": [_ref(s.ErrorBody)],
+        "properties": {"error": {"properties": {"code": {"enum": ["validation_error", *codes]}}}},
+    }
+    return _json(schema, "\n".join([_ERROR_TEXT[422], *lines]))
+
+
+@cache
 def _component_schemas() -> dict[str, Any]:
     bodies = {op.body for op in OPERATIONS.values() if op.body is not None}
     inputs = sorted(bodies, key=lambda m: m.__name__)
@@ -175,12 +275,16 @@ def _component_schemas() -> dict[str, Any]:
     return dict(sorted(top.get("$defs", {}).items()))
 
 
-@cache
 def build_document() -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document (built once per process)."""
+    """Return the OpenAPI 3.1 document (built once a day: its examples name dates)."""
+    return _document_for(now_utc().date())
+
+
+@lru_cache(maxsize=2)
+def _document_for(today: date) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), op in OPERATIONS.items():
-        paths.setdefault(path, {})[method.lower()] = _operation(method, path, op)
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, today)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -1,7 +1,8 @@
 """Request bodies (validated with pydantic) and the documented response shapes.
 
-Bodies refuse unknown fields, ids must be JSON integers, datetimes must carry an
-offset (they are converted to UTC). ``parse_body`` turns any failure into a
+Bodies refuse unknown fields; the scalar types (``fields.py``) accept exactly what the
+OpenAPI document describes: ids 1..2^31-1, printable text of bounded length, whole-minute
+times with an offset (converted to UTC). ``parse_body`` turns any failure into a
 ``DomainError``: 400 ``invalid_json`` or 422 ``validation_error`` with ``fields``.
 """
 
@@ -9,21 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    StrictBool,
-    StringConstraints,
-    ValidationError,
-    WithJsonSchema,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from portal.models.enums import (
     AppointmentSource,
@@ -34,81 +24,26 @@ from portal.models.enums import (
     WaitlistStatus,
 )
 from portal.services.errors import DomainError, ValidationFailed
+from portal.services.waitlist import MAX_WINDOWS
+from portal.web.api.fields import (
+    INSTANT_DESCRIPTION,
+    ClockText,
+    ClockTime,
+    Day,
+    Id,
+    Instant,
+    Weekday,
+    text,
+)
 
 M = TypeVar("M", bound=BaseModel)
-HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
-
-Id = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
-
-
-def _printable(value: str) -> str:
-    if any(ord(ch) < 32 for ch in value):
-        raise PydanticCustomError("control_characters", "Control characters are not allowed")
-    return value
-
-
-def text(max_length: int) -> Any:
-    """Return a stripped, non-empty string type of at most ``max_length`` characters."""
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
-        AfterValidator(_printable),
-    ]
-
-
-def _instant(value: Any) -> datetime:
-    message = "Use ISO 8601 with a UTC offset, e.g. 2026-03-02T15:30:00-05:00"
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and len(value) <= 40:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise PydanticCustomError("invalid_datetime", message) from None
-    else:
-        raise PydanticCustomError("invalid_datetime", message)
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise PydanticCustomError("invalid_datetime", "The datetime needs a UTC offset: " + message)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise PydanticCustomError("invalid_datetime", "That datetime is out of range") from None
-
-
-def _day(value: Any) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise PydanticCustomError("invalid_date", "Use a date as YYYY-MM-DD")
-
-
-def _clock(value: Any) -> time:
-    if isinstance(value, str) and len(value) == 5:
-        try:
-            return time.fromisoformat(value)
-        except ValueError:
-            pass
-    raise PydanticCustomError("invalid_time", "Use a time of day as HH:MM")
-
 
 Name = text(120)
-PhoneText = text(40)
+PhoneText = text(
+    40, "a dialable number, e.g. +13105550142 or (310) 555-0142 (else 422 `invalid_phone`)"
+)
 EmailText = text(254)
-ZoneName = text(64)
-
-Instant = Annotated[
-    datetime,
-    PlainValidator(_instant),
-    WithJsonSchema({"type": "string", "format": "date-time", "description": "with offset"}),
-]
-Day = Annotated[date, PlainValidator(_day), WithJsonSchema({"type": "string", "format": "date"})]
-ClockTime = Annotated[
-    time, PlainValidator(_clock), WithJsonSchema({"type": "string", "pattern": HHMM_PATTERN})
-]
+ZoneName = text(64, "IANA zone, e.g. America/New_York")
 
 
 class _Body(BaseModel):
@@ -124,9 +59,11 @@ class PatientIn(_Body):
 
 
 class WindowIn(_Body):
-    weekday: Annotated[int, Field(strict=True, ge=0, le=6, description="0 = Monday")]
-    start: Annotated[str, Field(strict=True, pattern=HHMM_PATTERN)]
-    end: Annotated[str, Field(strict=True, pattern=HHMM_PATTERN)]
+    """A weekly window in the patient's zone; `start` must be before `end`."""
+
+    weekday: Weekday
+    start: ClockText
+    end: ClockText
 
 
 class WaitlistIn(_Body):
@@ -134,10 +71,14 @@ class WaitlistIn(_Body):
     service_id: Id
     location_id: Id | None = Field(None, description="default: the patient's home location")
     preferred_practitioner_id: Id | None = None
-    earliest: Day | None = None
+    earliest: Day | None = Field(
+        None, description="not after latest (else 422 `invalid_date_range`)"
+    )
     latest: Day | None = None
-    windows: Annotated[list[WindowIn], Field(max_length=50)] | None = Field(
-        None, description="weekly availability in the patient's zone; none = any time"
+    windows: Annotated[list[WindowIn], Field(max_length=MAX_WINDOWS)] | None = Field(
+        None,
+        description="weekly availability in the patient's zone, each window starting before"
+        " it ends (else 422 `invalid_windows`); none = any time",
     )
     preferred_time: ClockTime | None = None
     short_notice_ok: StrictBool = False
@@ -146,8 +87,15 @@ class WaitlistIn(_Body):
 class SlotIn(_Body):
     practitioner_id: Id
     service_id: Id
-    start_at: Instant
-    end_at: Instant | None = Field(None, description="default: start + service duration")
+    start_at: Instant = Field(
+        description=INSTANT_DESCRIPTION + "; in the future and at most two years ahead"
+        " (else 422 `slot_in_past` or `slot_too_far_ahead`)"
+    )
+    end_at: Instant | None = Field(
+        None,
+        description=INSTANT_DESCRIPTION + "; after start_at, at most 12 hours later"
+        " (else 422 `invalid_slot_range`); default: start + the service's duration",
+    )
 
 
 class AppointmentIn(_Body):
