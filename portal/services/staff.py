@@ -127,7 +127,39 @@ def authenticate(email: str, password: str) -> StaffUser | None:
     return user
 
 
-def record_logout(user: StaffUser, reason: str = "signed_out") -> None:
-    """Audit the end of ``user``'s session: signed out, idle, expired (too old) or invalid."""
-    actor = Actor.staff(user) if reason == "signed_out" else SYSTEM
-    record(actor, "staff.logout", user, after={"reason": reason})
+def record_logout(user: StaffUser, reason: str) -> None:
+    """Audit the end of ``user``'s session because it was idle, too old or invalid."""
+    record(SYSTEM, "staff.logout", user, after={"reason": reason})
+
+
+def end_all_sessions(user: StaffUser) -> None:
+    """Make every session cookie issued to ``user`` so far worthless.
+
+    The session id carries the account's epoch (see ``StaffUser.get_id``), so bumping
+    it refuses cookies saved before now, on every device, though they are still signed.
+    """
+    user.session_epoch = StaffUser.session_epoch + 1  # in SQL: two at once both count
+    db.session.flush()
+
+
+def sign_out(user: StaffUser) -> None:
+    """Sign ``user`` out everywhere: earlier cookies stop working; audited."""
+    end_all_sessions(user)
+    record(Actor.staff(user), "staff.logout", user, after={"reason": "signed_out"})
+
+
+def change_password(user: StaffUser, password: str, actor: Actor) -> None:
+    """Set a new password and end every earlier session of the account (flushes)."""
+    validate_password(password)
+    user.password_hash = hash_password(password)
+    end_all_sessions(user)
+    record(actor, "staff.password_changed", user, after={"sessions_ended": True})
+
+
+def set_active(user: StaffUser, active: bool, actor: Actor) -> None:
+    """Activate or deactivate an account; either way its earlier sessions end."""
+    before = {"active": user.active}
+    user.active = active
+    end_all_sessions(user)
+    action = "staff.activated" if active else "staff.deactivated"
+    record(actor, action, user, before=before, after={"active": active})

@@ -4,7 +4,9 @@ Sessions: a sign-in starts a fresh session (new cookie contents and CSRF token).
 It ends after ``STAFF_IDLE_MINUTES`` without a request, or ``STAFF_SESSION_HOURS``
 after sign-in, whichever comes first. Requests carrying ``X-Background-Refresh: 1``
 (htmx polling) do not count as activity. The user id in the session includes the
-account's ``session_epoch``, so bumping it ends every session of that account.
+account's ``session_epoch``, so bumping it ends every session of that account: signing
+out, a password change and (de)activation do, so a cookie saved before them — still
+validly signed — opens nothing.
 
 Throttling: failed attempts are counted in the rate-limit storage (Redis) per
 account (a keyed hash of the normalised email, whether or not the account exists)
@@ -271,8 +273,8 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session and return to the sign-in page."""
-    staff_service.record_logout(_current_staff())
+    """End this session and every earlier one of the account; back to the sign-in page."""
+    staff_service.sign_out(_current_staff())
     db.session.commit()
     end_session()
     flash("You have signed out.", "success")
