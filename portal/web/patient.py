@@ -176,7 +176,7 @@ def decline(token: str) -> ResponseReturnValue:
     return _to_offer(token)
 
 
-@bp.post("/o/<token>/alternatives/<int:slot_ref>")
+@bp.post("/o/<token>/alternatives/<id:slot_ref>")
 @limiter.limit(POST_LIMIT)
 def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
     """Book one of the alternatives shown after the offered slot was taken."""

@@ -50,12 +50,12 @@ def book_appointment() -> tuple[Response, int, dict[str, str]] | Response:
     return created(payload, url_for("api.get_appointment", appointment_id=payload["id"]))
 
 
-@bp.get("/appointments/<int:appointment_id>")
+@bp.get("/appointments/<id:appointment_id>")
 def get_appointment(appointment_id: int) -> Response:
     return jsonify(appointment_json(get_or_404(Appointment, appointment_id)))
 
 
-@bp.post("/appointments/<int:appointment_id>/check-in")
+@bp.post("/appointments/<id:appointment_id>/check-in")
 def check_in_appointment(appointment_id: int) -> Response:
     appointment = check_in(get_or_404(Appointment, appointment_id), api_actor())
     payload = appointment_json(appointment)
@@ -63,7 +63,7 @@ def check_in_appointment(appointment_id: int) -> Response:
     return jsonify(payload)
 
 
-@bp.post("/slots/<int:slot_id>/release")
+@bp.post("/slots/<id:slot_id>/release")
 def release(slot_id: int) -> Response:
     reason = body(ReleaseIn).reason if request.content_length else None
     get_or_404(Slot, slot_id)
@@ -73,7 +73,7 @@ def release(slot_id: int) -> Response:
     return jsonify(payload)
 
 
-@bp.get("/slots/<int:slot_id>/offers")
+@bp.get("/slots/<id:slot_id>/offers")
 def slot_offers(slot_id: int) -> Response:
     get_or_404(Slot, slot_id)
     offers = db.session.scalars(

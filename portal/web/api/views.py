@@ -5,7 +5,6 @@ Document every endpoint in ``openapi.OPERATIONS`` too (a test checks they match)
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -29,6 +28,7 @@ from portal.web.api.serializers import (
     service_json,
     slot_json,
 )
+from portal.web.ids import parse_id
 
 T = TypeVar("T")
 
@@ -47,8 +47,8 @@ def referenced(model: type[T], ident: int, label: str) -> T:
 
 
 def get_or_404(model: type[T], ident: int) -> T:
-    """Load the row a URL names, or 404."""
-    row = db.session.get(model, ident) if ident <= MAX_ID else None
+    """Load the row a URL names (the ``id`` converter checked its range), or 404."""
+    row = db.session.get(model, ident)
     if row is None:
         raise NotFound(f"There is no {model.__tablename__} with id {ident}.")  # type: ignore[attr-defined]
     return row
@@ -59,11 +59,12 @@ def query_id(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not re.fullmatch(r"[0-9]{1,10}", raw) or not 1 <= int(raw) <= MAX_ID:
+    ident = parse_id(raw)
+    if ident is None:
         raise ValidationFailed(
             [{"loc": ["query", name], "message": "Must be a positive integer id", "type": "id"}]
         )
-    return int(raw)
+    return ident
 
 
 def created(payload: dict[str, Any], location: str) -> tuple[Response, int, dict[str, str]]:
@@ -163,6 +164,6 @@ def create_slot_view() -> tuple[Response, int, dict[str, str]]:
     return created(payload, url_for("api.get_slot", slot_id=payload["id"]))
 
 
-@bp.get("/slots/<int:slot_id>")
+@bp.get("/slots/<id:slot_id>")
 def get_slot(slot_id: int) -> Response:
     return jsonify(slot_json(get_or_404(Slot, slot_id)))

@@ -26,6 +26,7 @@ from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.phones import mask_phone
 from portal.services.release import release_slot as release_slot_service
+from portal.web.ids import parse_id
 from portal.web.staff.auth import safe_next
 from portal.web.staff.blueprint import bp
 from portal.web.ui import local_time
@@ -93,7 +94,7 @@ def _day_url(slot: Slot) -> str:
 # --- the slot page / panel ---------------------------------------------------------
 
 
-@bp.get("/slots/<int:slot_id>")
+@bp.get("/slots/<id:slot_id>")
 def slot(slot_id: int) -> ResponseReturnValue:
     """Show a slot: the page, the panel (htmx), or its day-view row expanded or folded."""
     found = _get_slot(slot_id)
@@ -172,10 +173,10 @@ def _act(slot_id: int, action: Callable[[Slot, Actor], str]) -> ResponseReturnVa
     return redirect(back, 303)
 
 
-@bp.post("/slots/<int:slot_id>/book")
+@bp.post("/slots/<id:slot_id>/book")
 def book_slot(slot_id: int) -> ResponseReturnValue:
     """Book the slot for the chosen patient, withdrawing any pending offers."""
-    patient_id = request.form.get("patient_id", type=int)
+    patient_id = parse_id(request.form.get("patient_id"))
     patient = db.session.get(Patient, patient_id) if patient_id else None
     overlap_reason = request.form.get("overlap_reason", "").strip()[:200] or None
 
@@ -200,7 +201,7 @@ def book_slot(slot_id: int) -> ResponseReturnValue:
     return _act(slot_id, book)
 
 
-@bp.post("/slots/<int:slot_id>/release")
+@bp.post("/slots/<id:slot_id>/release")
 def release_slot(slot_id: int) -> ResponseReturnValue:
     """Cancel the slot's booking and offer the slot to the waitlist."""
 
@@ -213,10 +214,10 @@ def release_slot(slot_id: int) -> ResponseReturnValue:
     return _act(slot_id, release)
 
 
-@bp.post("/slots/<int:slot_id>/hold/complete")
+@bp.post("/slots/<id:slot_id>/hold/complete")
 def complete_hold(slot_id: int) -> ResponseReturnValue:
     """Record the held patient's deposit or prepayment as collected, booking the slot."""
-    offer_id = request.form.get("offer_id", type=int)
+    offer_id = parse_id(request.form.get("offer_id"))
 
     def complete(found: Slot, actor: Actor) -> str:
         offer = db.session.get(Offer, offer_id) if offer_id else None
@@ -228,7 +229,7 @@ def complete_hold(slot_id: int) -> ResponseReturnValue:
     return _act(slot_id, complete)
 
 
-@bp.post("/slots/<int:slot_id>/restart-filling")
+@bp.post("/slots/<id:slot_id>/restart-filling")
 def restart_filling(slot_id: int) -> ResponseReturnValue:
     """Ask the waitlist again for an open slot where nobody was left to ask."""
 

@@ -46,7 +46,7 @@ def outbox() -> ResponseReturnValue:
     )
 
 
-@bp.post("/outbox/<int:message_id>/mark")
+@bp.post("/outbox/<id:message_id>/mark")
 def outbox_mark(message_id: int) -> ResponseReturnValue:
     """Report a delivery outcome for one outbox message, as the provider would."""
     _require_outbox()

@@ -17,6 +17,7 @@ from portal.services.notify.timeline import (
     patient_query,
     patient_timeline,
 )
+from portal.web.ids import parse_id
 from portal.web.staff.blueprint import bp
 
 
@@ -24,10 +25,8 @@ from portal.web.staff.blueprint import bp
 def patients() -> ResponseReturnValue:
     """List patients, optionally filtered by name, email or phone."""
     query = request.args.get("q", "")[:100]
-    page = request.args.get("page", 1, type=int) or 1
-    pager = db.paginate(
-        patient_query(query), page=max(page, 1), per_page=PAGE_SIZE, error_out=False
-    )
+    page = parse_id(request.args.get("page")) or 1
+    pager = db.paginate(patient_query(query), page=page, per_page=PAGE_SIZE, error_out=False)
     return render_template(
         "staff/patients.html",
         q=query.strip(),
@@ -36,7 +35,7 @@ def patients() -> ResponseReturnValue:
     )
 
 
-@bp.get("/patients/<int:patient_id>")
+@bp.get("/patients/<id:patient_id>")
 def patient(patient_id: int) -> ResponseReturnValue:
     """Show one patient's appointments, offers and every notification attempt."""
     found = db.session.get(Patient, patient_id)
