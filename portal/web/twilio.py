@@ -6,11 +6,17 @@ the path and query, so it also validates behind a proxy — and the POST paramet
 Anything else gets 403. Signatures do not stop replays; the handlers are idempotent
 (each receipt and inbound text is stored once, keyed by provider id and status).
 CSRF does not apply (Twilio cannot send a token); the signature replaces it.
+
+A signature vouches for the sender, not the values: a NUL byte anywhere (PostgreSQL
+refuses it in text) or a provider id or status of the wrong shape gets 400; the
+``attempt`` hint (our own query parameter) and ``ErrorCode`` are used only when they
+are well-formed, and ignored otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -27,6 +33,7 @@ from portal.services.notify.backends import public_url
 from portal.services.notify.receipts import Receipt, apply_receipt
 from portal.services.replies.inbound import InboundSms, handle_inbound
 from portal.services.replies.voice import call_twiml, gather_twiml
+from portal.web.ids import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,11 @@ csrf.exempt(bp)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: Twilio's SIDs are two letters and 32 hex digits; allow any short alphanumeric id.
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+_STATUS = re.compile(r"[a-z-]{1,32}")
+_ERROR_CODE = re.compile(r"[0-9]{1,9}")
 
 
 def signed_url() -> str:
@@ -60,33 +72,40 @@ def twilio_signed(view: Callable[P, R]) -> Callable[P, R]:
         if not signature_valid():
             log.warning("rejected unsigned or badly signed request to %s", request.path)
             abort(403)
+        if _carries_nul():
+            log.warning("rejected a signed request to %s carrying a NUL byte", request.path)
+            abort(400)
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def _carries_nul() -> bool:
+    return any("\x00" in key or "\x00" in value for key, value in request.values.items(multi=True))
 
 
 def _xml(body: str) -> Response:
     return Response(body, mimetype="text/xml")
 
 
-def _attempt_hint() -> int | None:
-    raw = request.args.get("attempt", "")
-    return int(raw) if raw.isdigit() else None
+def _error_code() -> str | None:
+    code = request.form.get("ErrorCode", "")
+    return code if _ERROR_CODE.fullmatch(code) else None
 
 
 def _status_callback(sid_field: str, status_field: str, channel: Channel) -> Response:
     sid = request.form.get(sid_field, "")
     status = request.form.get(status_field, "")
-    if not sid or not status:
+    if not _PROVIDER_ID.fullmatch(sid) or not _STATUS.fullmatch(status):
         abort(400)
     result = apply_receipt(
         Receipt(
             provider="twilio",
             provider_id=sid,
             status=status,
-            error_code=request.form.get("ErrorCode") or None,
+            error_code=_error_code(),
             idempotency_key=f"twilio:{sid}:{status}",
-            attempt_id=_attempt_hint(),
+            attempt_id=parse_id(request.args.get("attempt")),
             channel=channel,
         )
     )
@@ -119,7 +138,7 @@ def sms_inbound() -> Response:
         body=request.form.get("Body", ""),
         opt_out_type=request.form.get("OptOutType") or None,
     )
-    if not sms.message_sid:
+    if not _PROVIDER_ID.fullmatch(sms.message_sid):
         abort(400)
     reply = handle_inbound(sms)
     db.session.commit()
