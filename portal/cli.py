@@ -11,6 +11,7 @@ from flask.cli import FlaskGroup, ScriptInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = PROJECT_ROOT / "instance"
+HELP_OPTIONS = frozenset({"--help", "-h"})
 
 
 def ensure_engines() -> None:
@@ -29,21 +30,50 @@ def _create_app(info: ScriptInfo | None = None):
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+class PortalGroup(FlaskGroup):
+    """A Flask CLI group that lists only its own commands.
+
+    Flask's group builds the app to list the commands the app adds; every portal
+    command is registered on the group itself, so ``portal --help`` needs neither an
+    app nor a database. A command runs with the app (``with_appcontext``) as usual.
+    The app is always ``create_app``, so Flask's ``--app``/``--env-file`` are left out.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.params = [p for p in self.params if p.name not in {"app", "env_file"}]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands)
+
+
+@click.group(
+    cls=PortalGroup, create_app=_create_app, add_default_commands=False, add_version_option=False
+)
 def cli() -> None:
     """Run and manage the waitlist portal."""
+
+
+def _needs_engines(args: list[str]) -> bool:
+    """Whether the command line will run a command that uses the database and Redis."""
+    # `portal run` owns the engines itself (the launcher); help needs none.
+    return bool(args) and args[0] != "run" and not HELP_OPTIONS.intersection(args)
 
 
 def main() -> None:
     """Entry point of the ``portal`` console script."""
     args = sys.argv[1:]
-    # `portal run` owns the engines itself (the launcher); everything else attaches.
-    if not args or args[0] not in {"run", "--help", "-h"}:
+    if _needs_engines(args):
         ensure_engines()
+    from flask_migrate.cli import db as db_commands
+
+    from portal.commands import register
     from portal.commands.ops import run_command
 
-    # `run` must work before any engine or app exists, so it sits on the group itself.
+    # `run` must work before any engine or app exists, so it sits on the group only.
     cli.add_command(run_command)
+    cli.add_command(db_commands)
+    register(cli)
     cli.main(args=args, prog_name="portal")
 
 
