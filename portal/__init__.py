@@ -45,10 +45,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.web import api, health, ids, patient, staff, twilio, ui
+    from portal.web import api, health, ids, patient, public, staff, twilio, ui
 
     ids.init_app(app)
     ui.init_app(app)
+    app.register_blueprint(public.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(staff.bp)

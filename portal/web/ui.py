@@ -11,6 +11,8 @@ from enum import Enum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from portal.services.phones import display_phone
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -156,4 +158,5 @@ def init_app(app: Flask) -> None:
         tz_abbrev=tz_abbrev,
         iso=iso,
         humanize_minutes=humanize_minutes,
+        phone=display_phone,
     )
