@@ -71,6 +71,8 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
         "SMTP_TIMEOUT_SECONDS": float(env.get("SMTP_TIMEOUT_SECONDS", "15")),
         "MAIL_FROM": env.get("MAIL_FROM", "Waitlist <no-reply@portal.invalid>"),
         "PRACTICE_NAME": env.get("PRACTICE_NAME", "Glow Medical Spa"),
+        # The number patients are told to call when a page cannot name their location.
+        "CLINIC_PHONE": env.get("CLINIC_PHONE", ""),
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

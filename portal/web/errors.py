@@ -84,6 +84,9 @@ CSRF_TEXT = ErrorText(
     "Your session expired, please reload the page and try again.",
 )
 
+#: Patient pages: their errors use the patient layout and name the number to call.
+PATIENT_PATHS = ("/o/", "/a/")
+
 #: Codes whose exception description is never shown: it is technical or names a limit.
 _GENERIC_ONLY = frozenset({429, 500})
 
@@ -142,16 +145,30 @@ def _retry_after_seconds(error: HTTPException) -> int | None:
     return None
 
 
-def _render_page(status: int, text: ErrorText, message: str, retry_after: int | None) -> str:
+def _patient_context() -> dict[str, object]:
+    """The patient layout's variables (the number to call) for an error on a patient page."""
+    from portal.web.patient import error_context
+
     try:
-        return render_template(
-            "errors/error.html",
-            code=status,
-            title=text.title,
-            message=message,
-            retry_after=retry_after,
-            error_page=True,
-        )
+        return error_context(request.path)
+    except Exception:  # the database may be what failed: the configured number will do
+        current_app.logger.warning("No clinic phone for the error page", exc_info=True)
+        phone = current_app.config.get("CLINIC_PHONE") or None
+        return {"practice_name": current_app.config["PRACTICE_NAME"], "location_phone": phone}
+
+
+def _render_page(status: int, text: ErrorText, message: str, retry_after: int | None) -> str:
+    page = {
+        "code": status,
+        "title": text.title,
+        "message": message,
+        "retry_after": retry_after,
+        "error_page": True,
+    }
+    try:
+        if request.path.startswith(PATIENT_PATHS):
+            return render_template("patient/error.html", **page, **_patient_context())
+        return render_template("errors/error.html", **page)
     except Exception:
         # The error page must never fail itself (a broken template, a missing global).
         current_app.logger.exception("Error page could not be rendered")

@@ -9,6 +9,8 @@ transaction is rolled back *first*, then alternatives are read fresh and shown.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
@@ -41,6 +43,21 @@ def _bad_link(error: LinkError) -> ResponseReturnValue:
     return render_template(
         "patient/link_error.html", expired=error.expired, **views.page_context()
     ), status
+
+
+def error_context(path: str) -> dict[str, Any]:
+    """The patient layout's variables for an error page at ``path`` (``/o/…`` or ``/a/…``).
+
+    When the path carries a valid link, the page names that location's phone number;
+    otherwise the clinic's (see ``patient_views.clinic_phone``).
+    """
+    area, _, rest = path.lstrip("/").partition("/")
+    token = rest.partition("/")[0]
+    try:
+        row: Offer | Appointment = _load_appointment(token) if area == "a" else _load_offer(token)
+    except LinkError:
+        return views.page_context()
+    return views.page_context(row.slot, row.patient)
 
 
 def _load_offer(token: str) -> Offer:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import current_app, url_for
 
 from portal.db import db
-from portal.models import Appointment, Charge, Offer, Patient, Slot
+from portal.models import Appointment, Charge, Location, Offer, Patient, Slot
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
     ChargeStatus,
@@ -167,10 +167,30 @@ def appointment_path(appointment: Appointment) -> str:
     return url_for("patient.appointment", token=token)
 
 
+def clinic_phone(slot: Slot | None = None) -> str:
+    """The number (as stored, E.164) a patient should call: the slot's location's, else
+    the clinic's.
+
+    Without a slot (an invalid link names none) it is ``CLINIC_PHONE`` when configured,
+    else the first location's number; empty only when there is no number at all.
+    """
+    if slot is not None and slot.location.phone:
+        return slot.location.phone
+    configured = current_app.config.get("CLINIC_PHONE")
+    if configured:
+        return configured
+    first = db.session.scalar(
+        sa.select(Location.phone).where(Location.phone != "").order_by(Location.id).limit(1)
+    )
+    return first or ""
+
+
 def page_context(slot: Slot | None = None, patient: Patient | None = None) -> dict[str, Any]:
-    """The layout's variables: practice name, the location's phone, the greeting."""
+    """The layout's variables: practice name, the number to call, the greeting."""
+    phone = clinic_phone(slot)
     return {
         "practice_name": current_app.config["PRACTICE_NAME"],
-        "location_phone": display_phone(slot.location.phone) if slot else None,
+        "location_phone": display_phone(phone) or None,
+        "location_phone_tel": phone or None,
         "first_name": patient.first_name if patient else None,
     }

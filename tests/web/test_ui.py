@@ -282,11 +282,14 @@ def test_patient_layout_has_practice_name_and_phone(tiny_app: Flask) -> None:
     with tiny_app.test_request_context("/"):
         default = render_template_string(source)
         named = render_template_string(
-            source, practice_name="Lumière Aesthetics", location_phone="(415) 555-0134"
+            source,
+            practice_name="Lumière Aesthetics",
+            location_phone="(415) 555-0134",
+            location_phone_tel="+14155550134",
         )
     assert "Your clinic" in default and "Questions?" not in default
     assert "Lumière Aesthetics" in named
-    assert 'href="tel:(415)555-0134"' in named
+    assert 'href="tel:+14155550134">(415) 555-0134</a>' in named
 
 
 def test_pages_carry_the_csrf_header_and_no_inline_code(tiny_app: Flask) -> None:
