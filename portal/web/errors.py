@@ -18,6 +18,7 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from portal.clock import system_seconds
+from portal.web.expired import session_expired_response
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -196,7 +197,18 @@ def handle_http_error(error: HTTPException) -> Response:
     return response
 
 
+def handle_csrf_error(error: CSRFError) -> Response:
+    """A form from an expired session: a page that says what to do (JSON for machines)."""
+    if wants_json():
+        return handle_http_error(error)
+    try:
+        return session_expired_response(error)
+    except Exception:  # never fail on top of a failure: the plain error page will do
+        current_app.logger.exception("Session-expired page could not be rendered")
+        return handle_http_error(error)
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers on ``app``."""
-    app.register_error_handler(CSRFError, handle_http_error)
+    app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
