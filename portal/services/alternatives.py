@@ -65,18 +65,8 @@ def score_alternative(
     return alt
 
 
-def find_alternatives(
-    patient: Patient,
-    original: Slot,
-    entry: WaitlistEntry | None = None,
-    *,
-    now: datetime | None = None,
-    limit: int | None = None,
-) -> list[Alternative]:
-    """Return up to ``limit`` open slots of the same service, best first."""
-    now = now or now_utc()
-    limit = limit or settings().alternatives_limit
-    horizon = now + timedelta(hours=settings().alternatives_horizon_hours)
+def _bookable_by(patient: Patient, now: datetime) -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``Slot`` for a slot ``patient`` could book now: open, ahead, clear."""
     in_closure = (
         sa.select(Closure.id)
         .where(
@@ -98,17 +88,29 @@ def find_alternatives(
         )
         .exists()
     )
+    return [Slot.status == SlotStatus.OPEN, Slot.start_at > now, ~in_closure, ~patient_busy]
+
+
+def find_alternatives(
+    patient: Patient,
+    original: Slot,
+    entry: WaitlistEntry | None = None,
+    *,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> list[Alternative]:
+    """Return up to ``limit`` open slots of the same service, best first."""
+    now = now or now_utc()
+    limit = limit or settings().alternatives_limit
+    horizon = now + timedelta(hours=settings().alternatives_horizon_hours)
     slots = db.session.scalars(
         sa.select(Slot)
         .where(
-            Slot.status == SlotStatus.OPEN,
             Slot.service_id == original.service_id,
             Slot.location_id == original.location_id,
             Slot.id != original.id,
-            Slot.start_at > now,
             Slot.start_at <= horizon,
-            ~in_closure,
-            ~patient_busy,
+            *_bookable_by(patient, now),
         )
         .order_by(Slot.start_at)
         .limit(50)
@@ -119,10 +121,29 @@ def find_alternatives(
     return scored[:limit]
 
 
+def still_bookable(slot: Slot, patient: Patient, now: datetime | None = None) -> bool:
+    """Whether ``patient`` could book ``slot`` itself now (after their offer of it ended)."""
+    found = db.session.scalar(
+        sa.select(Slot.id).where(Slot.id == slot.id, *_bookable_by(patient, now or now_utc()))
+    )
+    return found is not None
+
+
 def is_alternative_for(
-    slot: Slot, original: Slot, patient: Patient, now: datetime | None = None
+    slot: Slot,
+    original: Slot,
+    patient: Patient,
+    now: datetime | None = None,
+    *,
+    original_allowed: bool = False,
 ) -> bool:
-    """Whether ``slot`` may be booked as an alternative to ``original`` right now."""
+    """Whether ``slot`` may be booked instead of ``original`` right now.
+
+    ``original_allowed``: the patient's offer of ``original`` ended unanswered, so the
+    slot itself is a choice while it is still open.
+    """
+    if slot.id == original.id:
+        return original_allowed and still_bookable(slot, patient, now)
     return any(
         a.slot.id == slot.id for a in find_alternatives(patient, original, now=now, limit=50)
     )

@@ -20,7 +20,7 @@ from portal.extensions import limiter
 from portal.models import Appointment, Offer, Slot
 from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
 from portal.services import booking, calendar, responses
-from portal.services.alternatives import find_alternatives, is_alternative_for
+from portal.services.alternatives import find_alternatives, is_alternative_for, still_bookable
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.links import LinkError, LinkPurpose, read_token
@@ -115,11 +115,12 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
             hold_seconds=max(int((slot.hold_expires_at - now_utc()).total_seconds()), 0),
             **ctx,
         )
-    if state == OfferState.TAKEN:
+    if state in views.CHOICE_STATES:
         instead = views.booked_instead(offer)
         if instead is None:
             return _render_taken(offer, token, just_now=False)
-        ctx |= {"state": "rebooked", "appointment_link": views.appointment_path(instead)}
+        rebooked = "accepted" if instead.slot_id == offer.slot_id else "rebooked"
+        ctx |= {"state": rebooked, "appointment_link": views.appointment_path(instead)}
     elif state == OfferState.ACCEPTED:
         appointment = views.appointment_for_offer(offer)
         ctx["appointment_link"] = views.appointment_path(appointment) if appointment else None
@@ -129,13 +130,21 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
 def _render_taken(
     offer: Offer, token: str, *, just_now: bool, notice: str | None = None
 ) -> ResponseReturnValue:
-    """The slot went to someone else: show the best alternatives (read after any rollback)."""
+    """The slot went to someone else, or the offer ended unanswered: show the ways on.
+
+    Alternatives are read after any rollback. An offer that ended while its slot is
+    still open offers that slot too.
+    """
     slot, patient = offer.slot, offer.patient
+    state = views.offer_state(offer, now_utc())
+    ended = state in views.ENDED_STATES
     alternatives = find_alternatives(patient, slot, offer.waitlist_entry)
     return render_template(
         "patient/taken.html",
         token=token,
         slot=views.slot_view(slot, patient.timezone),
+        ended=state.value if ended else None,
+        still_open=ended and still_bookable(slot, patient),
         alternatives=views.alternative_views(alternatives, patient.timezone),
         just_now=just_now,
         notice=notice,
@@ -196,9 +205,10 @@ def decline(token: str) -> ResponseReturnValue:
 @bp.post("/o/<token>/alternatives/<id:slot_ref>")
 @limiter.limit(POST_LIMIT)
 def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
-    """Book one of the alternatives shown after the offered slot was taken."""
+    """Book one of the choices shown after the offer was lost or ended (see ``_render_taken``)."""
     offer = _load_offer(token)
-    if views.offer_state(offer, now_utc()) != OfferState.TAKEN:
+    state = views.offer_state(offer, now_utc())
+    if state not in views.CHOICE_STATES:
         return _to_offer(token)
     instead = views.booked_instead(offer)
     if instead is not None:  # a second tap, or another tab: one rebooking per lost offer
@@ -209,7 +219,8 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
             offer, token, just_now=False, notice="Please call the clinic to book one of these."
         )
     slot = db.session.get(Slot, slot_ref)
-    if slot is None or not is_alternative_for(slot, offer.slot, patient):
+    ended = state in views.ENDED_STATES
+    if slot is None or not is_alternative_for(slot, offer.slot, patient, original_allowed=ended):
         return _render_taken(
             offer, token, just_now=False, notice="Sorry, that time isn't available any more."
         )

@@ -38,8 +38,15 @@ class OfferState(StrEnum):
     HELD = "held"  # accepted, the slot is held while this patient pays
     ACCEPTED = "accepted"
     DECLINED = "declined"
-    EXPIRED = "expired"
+    EXPIRED = "expired"  # the window passed unanswered
+    WITHDRAWN = "withdrawn"  # called off while the slot is still open
     TAKEN = "taken"  # withdrawn: somebody else booked the slot
+
+
+#: Offers that ended unanswered: the slot itself may still be booked, besides alternatives.
+ENDED_STATES = frozenset({OfferState.EXPIRED, OfferState.WITHDRAWN})
+#: States whose page lists choices to book instead.
+CHOICE_STATES = ENDED_STATES | {OfferState.TAKEN}
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ def offer_state(offer: Offer, now: datetime) -> OfferState:
     """Say what an offer means to its patient now (a pending offer may be past its window)."""
     slot = offer.slot
     if offer.status == OfferStatus.WITHDRAWN:
-        return OfferState.TAKEN
+        return OfferState.WITHDRAWN if slot.status == SlotStatus.OPEN else OfferState.TAKEN
     if offer.status != OfferStatus.PENDING:
         return OfferState(offer.status.value)
     if slot.status == SlotStatus.HELD and slot.hold_offer_id == offer.id:
@@ -135,14 +142,15 @@ def appointment_for_offer(offer: Offer) -> Appointment | None:
 
 
 def booked_instead(offer: Offer) -> Appointment | None:
-    """An active booking of the same service the patient made after losing this offer."""
+    """An active booking of the same service the patient made after this offer ended
+    (another time, or this very slot once the offer had run out)."""
     return db.session.scalar(
         sa.select(Appointment)
         .join(Slot, Slot.id == Appointment.slot_id)
         .where(
             Appointment.patient_id == offer.patient_id,
             Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
-            Appointment.slot_id != offer.slot_id,
+            Appointment.offer_id.is_distinct_from(offer.id),
             Appointment.booked_at >= offer.created_at,
             Slot.service_id == offer.slot.service_id,
         )
