@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import PkMixin, TimestampMixin, UTCDateTime, db, enum_column
@@ -125,6 +126,9 @@ class Slot(PkMixin, TimestampMixin, db.Model):
     current_wave: Mapped[int] = mapped_column(default=0, server_default="0")
     #: Set when filling stopped with nobody left to ask (cleared when re-opened).
     fill_exhausted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why, when it stopped: waiting patients left out, counted per reason
+    #: (``matching.Exclusion`` values), e.g. ``{"daily_cap": 4, "busy": 2}``.
+    fill_exhausted_reasons: Mapped[dict[str, int] | None] = mapped_column(JSONB)
     hold_offer_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("offer.id", use_alter=True, ondelete="SET NULL")
     )

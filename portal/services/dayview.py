@@ -39,6 +39,8 @@ class DaySlot:
     price_cents: int = 0
     current_wave: int = 0
     fill_exhausted: bool = False
+    #: Why filling stopped: waiting patients left out, per ``matching.Exclusion``.
+    fill_exhausted_reasons: dict[str, int] | None = None
     appointment_id: int | None = None
     appointment_status: AppointmentStatus | None = None
     patient_name: str | None = None
@@ -96,6 +98,7 @@ def _day_slots(*where: sa.ColumnElement[bool]) -> list[DaySlot]:
             Service.price_cents,
             Slot.current_wave,
             Slot.fill_exhausted_at,
+            Slot.fill_exhausted_reasons,
             Appointment.id,
             Appointment.status,
             booked_patient.name,
@@ -128,6 +131,7 @@ def _day_slots(*where: sa.ColumnElement[bool]) -> list[DaySlot]:
             price_cents=price_cents,
             current_wave=current_wave,
             fill_exhausted=exhausted_at is not None,
+            fill_exhausted_reasons=exhausted_reasons,
             appointment_id=appointment_id,
             appointment_status=appointment_status,
             patient_name=booked_name or (held_name if status == SlotStatus.HELD else None),
@@ -142,6 +146,7 @@ def _day_slots(*where: sa.ColumnElement[bool]) -> list[DaySlot]:
             price_cents,
             current_wave,
             exhausted_at,
+            exhausted_reasons,
             appointment_id,
             appointment_status,
             booked_name,

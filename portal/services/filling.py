@@ -18,7 +18,7 @@ from portal.models import Offer, Slot
 from portal.models.enums import OfferStatus, Purpose, SlotStatus
 from portal.queue import schedule
 from portal.services.audit import SYSTEM, Actor, record, snapshot
-from portal.services.matching import closure_for, find_candidates
+from portal.services.matching import Exclusion, Match, closure_for, match_slot
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
 from portal.services.settings import FillPolicy, fill_policy
@@ -123,12 +123,15 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
         return WaveOutcome("nobody left to ask", slot.current_wave, expired=expired)
     policy = fill_policy(slot.service.category)
     if now >= cutoff_at(slot, policy):
-        return _exhaust(slot, now, actor, "past the offer cutoff", expired)
+        match = match_slot(slot, now, blocked=Exclusion.PAST_CUTOFF)
+        return _exhaust(slot, now, actor, "past the offer cutoff", expired, match)
     if closure_for(slot) is not None:
-        return _exhaust(slot, now, actor, "inside a closure", expired)
-    candidates = find_candidates(slot, now)
+        match = match_slot(slot, now, blocked=Exclusion.CLOSURE)
+        return _exhaust(slot, now, actor, "inside a closure", expired, match)
+    match = match_slot(slot, now)
+    candidates = match.candidates
     if not candidates:
-        return _exhaust(slot, now, actor, "no matching waitlist entries", expired)
+        return _exhaust(slot, now, actor, "no matching waitlist entries", expired, match)
     batch = candidates if policy.batch_size is None else candidates[: policy.batch_size]
     wave = slot.current_wave + 1
     expires = wave_expiry(slot, policy, now)
@@ -162,9 +165,17 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
     return WaveOutcome("wave started", wave, offers, expired)
 
 
-def _exhaust(slot: Slot, now: datetime, actor: Actor, why: str, expired: int) -> WaveOutcome:
+def _exhaust(
+    slot: Slot, now: datetime, actor: Actor, why: str, expired: int, match: Match
+) -> WaveOutcome:
     slot.fill_exhausted_at = now
-    record(actor, "slot.fill_exhausted", slot, after={"reason": why, "waves": slot.current_wave})
+    slot.fill_exhausted_reasons = {str(reason): n for reason, n in match.excluded.items()}
+    record(
+        actor,
+        "slot.fill_exhausted",
+        slot,
+        after={"reason": why, "waves": slot.current_wave, "excluded": slot.fill_exhausted_reasons},
+    )
     log.info("slot %s: filling stopped (%s)", slot.id, why)
     return WaveOutcome(why, slot.current_wave, expired=expired)
 

@@ -1,10 +1,13 @@
-"""Who should be offered an opened slot, and in what order (SPEC §3.2–3.3)."""
+"""Who should be offered an opened slot, in what order, and why the others are not
+(SPEC §3.2–3.3)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import sqlalchemy as sa
 
@@ -103,54 +106,146 @@ def _offer_history(patients: list[Patient], now: datetime) -> dict[int, OfferHis
     return history
 
 
+class Exclusion(StrEnum):
+    """Why a waiting patient was not offered a slot (the first that applies)."""
+
+    CLOSURE = "closure"  # the slot is inside a closure: nobody can be asked
+    PAST_CUTOFF = "past_cutoff"  # too close to the start: nobody can be asked
+    ALREADY_OFFERED = "already_offered"
+    UNREACHABLE = "unreachable"  # flagged unreachable, or no phone and no email
+    BUSY = "busy"  # an overlapping appointment or pending offer
+    SHORT_NOTICE = "short_notice"  # the slot is soon and they did not accept short notice
+    OUTSIDE_DATES = "outside_dates"
+    OUTSIDE_WINDOW = "outside_window"  # not inside their availability windows
+    DAILY_CAP = "daily_cap"
+
+
+#: How staff read a count of each reason ("4 over the daily cap").
+EXCLUSION_LABELS = {
+    Exclusion.CLOSURE: "{n} waiting, but the slot is inside a closure",
+    Exclusion.PAST_CUTOFF: "{n} waiting, but it is too close to the start to offer",
+    Exclusion.ALREADY_OFFERED: "{n} already offered",
+    Exclusion.UNREACHABLE: "{n} unreachable",
+    Exclusion.BUSY: "{n} busy",
+    Exclusion.SHORT_NOTICE: "{n} not taking short notice",
+    Exclusion.OUTSIDE_DATES: "{n} outside their dates",
+    Exclusion.OUTSIDE_WINDOW: "{n} outside their hours",
+    Exclusion.DAILY_CAP: "{n} over the daily cap",
+}
+
+
+@dataclass
+class Match:
+    """The ranked candidates for a slot, and how many waiting patients were left out why."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    excluded: Counter[Exclusion] = field(default_factory=Counter)
+
+
+def describe_exclusions(counts: Mapping[str, int] | None) -> str:
+    """Say why nobody is left: "4 over the daily cap, 2 busy" (most common first)."""
+    if not counts:
+        return "nobody is on the waitlist for it"
+    known = {reason.value for reason in Exclusion}
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(
+        EXCLUSION_LABELS[Exclusion(reason)].format(n=n)
+        for reason, n in ranked
+        if reason in known and n
+    )
+
+
 def find_candidates(slot: Slot, now: datetime) -> list[Candidate]:
     """Return the ranked waitlist candidates for ``slot`` (empty if it cannot be offered)."""
-    if closure_for(slot) is not None:
-        return []
-    already_offered = sa.select(Offer.patient_id).where(Offer.slot_id == slot.id)
-    unreachable = sa.select(PatientFlag.patient_id).where(
-        PatientFlag.kind == FlagKind.UNREACHABLE, PatientFlag.resolved_at.is_(None)
+    return match_slot(slot, now).candidates
+
+
+def match_slot(slot: Slot, now: datetime, blocked: Exclusion | None = None) -> Match:
+    """Rank the waitlist entries that fit ``slot``; count the others by why they do not.
+
+    ``blocked`` (or a closure over the slot) rules out everyone for that one reason.
+    """
+    offered = (
+        sa.select(Offer.id)
+        .where(Offer.slot_id == slot.id, Offer.patient_id == WaitlistEntry.patient_id)
+        .exists()
     )
+    unreachable = (
+        sa.select(PatientFlag.id)
+        .where(
+            PatientFlag.patient_id == Patient.id,
+            PatientFlag.kind == FlagKind.UNREACHABLE,
+            PatientFlag.resolved_at.is_(None),
+        )
+        .exists()
+    )
+    no_contact = sa.and_(Patient.phone_e164.is_(None), Patient.email.is_(None))
     rows = db.session.execute(
-        sa.select(WaitlistEntry, Patient)
+        sa.select(WaitlistEntry, Patient, offered, sa.or_(unreachable, no_contact))
         .join(Patient, Patient.id == WaitlistEntry.patient_id)
         .where(
             WaitlistEntry.service_id == slot.service_id,
             WaitlistEntry.location_id == slot.location_id,
             WaitlistEntry.status == WaitlistStatus.ACTIVE,
-            WaitlistEntry.patient_id.not_in(already_offered),
-            WaitlistEntry.patient_id.not_in(unreachable),
-            sa.or_(Patient.phone_e164.is_not(None), Patient.email.is_not(None)),
         )
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
     ).all()
-    if not rows:
-        return []
+    if blocked is None and rows and closure_for(slot) is not None:
+        blocked = Exclusion.CLOSURE
+    if blocked is not None:
+        return Match(excluded=Counter({blocked: len(rows)}) if rows else Counter())
 
-    busy = _busy_patient_ids(slot)
+    match = Match()
+    busy = _busy_patient_ids(slot) if rows else set()
     short_notice = slot.start_at - now < timedelta(hours=settings().short_notice_hours)
     fitting: list[Candidate] = []
-    for entry, patient in rows:
-        if patient.id in busy or (short_notice and not entry.short_notice_ok):
-            continue
-        local_day = to_local(slot.start_at, patient.timezone).date()
-        if (entry.earliest and local_day < entry.earliest) or (
-            entry.latest and local_day > entry.latest
-        ):
-            continue
-        if not within_windows(slot.start_at, slot.end_at, patient.timezone, entry.windows):
-            continue
-        fitting.append(Candidate(entry, patient))
+    for entry, patient, was_offered, cannot_reach in rows:
+        reason = _why_not(slot, entry, patient, was_offered, cannot_reach, busy, short_notice)
+        if reason is None:
+            fitting.append(Candidate(entry, patient))
+        else:
+            match.excluded[reason] += 1
     if not fitting:
-        return []
+        return match
 
     history = _offer_history([c.patient for c in fitting], now)
     cap = settings().daily_offer_cap
-    fitting = [c for c in fitting if history[c.patient.id].today < cap]
     for candidate in fitting:
+        if history[candidate.patient.id].today >= cap:
+            match.excluded[Exclusion.DAILY_CAP] += 1
+            continue
         score_candidate(candidate, slot, now, history[candidate.patient.id].outcomes)
-    fitting.sort(key=lambda c: (-c.score, c.entry.created_at, c.entry.id))
-    return fitting
+        match.candidates.append(candidate)
+    match.candidates.sort(key=lambda c: (-c.score, c.entry.created_at, c.entry.id))
+    return match
+
+
+def _why_not(
+    slot: Slot,
+    entry: WaitlistEntry,
+    patient: Patient,
+    was_offered: bool,
+    cannot_reach: bool,
+    busy: set[int],
+    short_notice: bool,
+) -> Exclusion | None:
+    """Return the first reason this entry cannot be offered the slot, or None if it fits."""
+    if was_offered:
+        return Exclusion.ALREADY_OFFERED
+    if cannot_reach:
+        return Exclusion.UNREACHABLE
+    if patient.id in busy:
+        return Exclusion.BUSY
+    if short_notice and not entry.short_notice_ok:
+        return Exclusion.SHORT_NOTICE
+    local_day = to_local(slot.start_at, patient.timezone).date()
+    if (entry.earliest and local_day < entry.earliest) or (
+        entry.latest and local_day > entry.latest
+    ):
+        return Exclusion.OUTSIDE_DATES
+    if not within_windows(slot.start_at, slot.end_at, patient.timezone, entry.windows):
+        return Exclusion.OUTSIDE_WINDOW
+    return None
 
 
 def score_candidate(candidate: Candidate, slot: Slot, now: datetime, history: Counter) -> None:

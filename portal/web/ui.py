@@ -11,6 +11,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from portal.services.matching import describe_exclusions
 from portal.services.phones import display_phone
 
 if TYPE_CHECKING:
@@ -159,4 +160,5 @@ def init_app(app: Flask) -> None:
         iso=iso,
         humanize_minutes=humanize_minutes,
         phone=display_phone,
+        nobody_left=describe_exclusions,
     )
