@@ -12,6 +12,7 @@ from portal.models import (
     Appointment,
     CancellationPolicy,
     Location,
+    Offer,
     OfferPolicy,
     Patient,
     Practitioner,
@@ -24,10 +25,12 @@ from portal.models.enums import (
     AppointmentStatus,
     FeeKind,
     OfferMode,
+    OfferStatus,
     SlotStatus,
     StaffRole,
 )
 from portal.services.audit import SYSTEM
+from portal.services.matching import match_slot
 from portal.services.passwords import hash_password
 from portal.services.patients import create_patient
 from portal.services.timezones import zone
@@ -162,7 +165,9 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
             booked += 1
     entries = 0
     for i, patient in enumerate(patients[:16]):
-        location = locations[i % 2]
+        # Every service at both locations has someone waiting, so any release can fill.
+        at = (i // len(services)) % 2
+        location = locations[at]
         service = services[i % len(services)]
         windows = (
             [{"weekday": d, "start": "09:00", "end": "18:00"} for d in range(5)]
@@ -173,13 +178,15 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
             patient=patient,
             service=service,
             location=location,
-            preferred_practitioner=practitioners[2 * (i % 2)] if i % 4 == 0 else None,
+            preferred_practitioner=practitioners[2 * at] if i % 4 == 0 else None,
             windows=windows,
             short_notice_ok=i % 2 == 0,
             priority=1 if i % 5 == 0 else 0,
             actor=SYSTEM,
         )
         entries += 1
+    db.session.flush()
+    past_offers = _offer_history(slots, now)
     return {
         "locations": len(locations),
         "practitioners": len(practitioners),
@@ -188,6 +195,7 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
         "slots": len(slots),
         "booked": booked,
         "waitlist": entries,
+        "past offers": past_offers,
     }
 
 
@@ -199,6 +207,48 @@ def _free_patient(
         if all(b.end_at <= slot.start_at or b.start_at >= slot.end_at for b in busy[patient.id]):
             return patient
     return None
+
+
+def _offer_history(slots: list[Slot], now: datetime) -> int:
+    """Give the unbooked slots a past: offered days ago, unanswered, filling over.
+
+    A fresh demo otherwise has dozens of open slots nobody was asked about, and the
+    first ``reconcile`` (at once under ``make run``) offers them all, spending every
+    waiting patient's daily cap: the first slot a visitor releases then finds nobody.
+    Each unbooked slot is offered to exactly whom matching would ask now, two days
+    earlier (so today's caps stay unspent); then nobody is left to ask, for reasons
+    the slot keeps. No messages are queued: these offers are history.
+    """
+    asked_at = now - timedelta(days=2)
+    ended_at = asked_at + timedelta(minutes=30)
+    made = 0
+    for slot in slots:
+        if slot.status != SlotStatus.OPEN:
+            continue
+        candidates = match_slot(slot, now).candidates
+        for candidate in candidates:
+            db.session.add(
+                Offer(
+                    slot_id=slot.id,
+                    waitlist_entry_id=candidate.entry.id,
+                    patient_id=candidate.patient.id,
+                    status=OfferStatus.EXPIRED,
+                    wave=1,
+                    score=candidate.score,
+                    score_reasons=candidate.reasons,
+                    window_expires_at=ended_at,
+                    created_at=asked_at,
+                    updated_at=ended_at,
+                )
+            )
+        db.session.flush()
+        made += len(candidates)
+        slot.opened_at = asked_at
+        slot.current_wave = 1 if candidates else 0
+        slot.fill_exhausted_at = ended_at
+        excluded = match_slot(slot, now).excluded
+        slot.fill_exhausted_reasons = {str(reason): n for reason, n in excluded.items()}
+    return made
 
 
 def _email(name: str) -> str:
