@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-MAX_ID = 2**31 - 1
+from portal.web.ids import MAX_ID
 
 #: One schema for every id, in bodies, query strings and paths (PostgreSQL ``integer``).
 ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}

@@ -18,7 +18,6 @@ from portal.services.slots import create_slot
 from portal.services.waitlist import default_location, join_waitlist
 from portal.web.api.auth import api_actor
 from portal.web.api.blueprint import bp
-from portal.web.api.fields import MAX_ID
 from portal.web.api.schemas import M, PatientIn, SlotIn, WaitlistIn, parse_body
 from portal.web.api.serializers import (
     entry_json,
