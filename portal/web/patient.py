@@ -9,31 +9,30 @@ transaction is rolled back *first*, then alternatives are read fresh and shown.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from portal.db import db, now_utc
 from portal.extensions import limiter
-from portal.models import Appointment, Offer, Slot
+from portal.models import Appointment, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
 from portal.services import booking, calendar, responses
 from portal.services.alternatives import find_alternatives, is_alternative_for, still_bookable
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.links import LinkError, LinkPurpose, read_token
+from portal.services.waitlist import still_waitlisted
 from portal.web import patient_views as views
 from portal.web.patient_views import OfferState
+from portal.web.transaction import commit_or_conflict
 from portal.web.ui import local_time
 
 bp = Blueprint("patient", __name__)
 
 POST_LIMIT = "30 per minute"
-
-#: PostgreSQL's deadlock and serialization failures: the other booking won the race.
-_RACE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 @bp.errorhandler(LinkError)
@@ -72,13 +71,6 @@ def _to_offer(token: str) -> ResponseReturnValue:
     return redirect(url_for("patient.offer", token=token), 303)
 
 
-def _lost_race(exc: sa.exc.DBAPIError) -> bool:
-    """Whether a database error means a concurrent booking got there first."""
-    if isinstance(exc, sa.exc.IntegrityError):
-        return True
-    return getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES
-
-
 # --- offers ------------------------------------------------------------------------
 
 
@@ -96,6 +88,7 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
         "offer": offer,
         "slot": views.slot_view(slot, patient.timezone),
         "state": state,
+        "still_waitlisted": still_waitlisted(patient.id, offer.waitlist_entry_id),
     }
     if state in (OfferState.OPEN, OfferState.BUSY):
         window_left = int((offer.window_expires_at - now_utc()).total_seconds() // 60)
@@ -149,6 +142,7 @@ def _render_taken(
         just_now=just_now,
         notice=notice,
         can_book=not views.needs_payment(patient),
+        still_waitlisted=still_waitlisted(patient.id, offer.waitlist_entry_id),
         **views.page_context(slot, patient),
     )
 
@@ -160,30 +154,22 @@ def accept(token: str) -> ResponseReturnValue:
     offer = _load_offer(token)
     offer_id, actor = offer.id, Actor.patient(offer.patient_id)
     try:
-        outcome = responses.accept_offer(offer_id, actor=actor)
-        db.session.commit()
+        outcome = commit_or_conflict(lambda: responses.accept_offer(offer_id, actor=actor))
     except booking.SlotTaken:
-        db.session.rollback()
         return _render_taken(offer, token, just_now=True)
     except booking.SlotHeld:
-        db.session.rollback()
         if offer.slot.status == SlotStatus.HELD and offer.slot.hold_offer_id == offer_id:
             return _to_offer(token)  # a second tap on our own hold
         return _render_offer(offer, token, busy=True)
     except booking.OfferUnavailable as exc:
-        db.session.rollback()
         if exc.offer_status == OfferStatus.WITHDRAWN:
             return _render_taken(offer, token, just_now=True)
         return _to_offer(token)
+    except (booking.EntryClosed, booking.PatientBusy) as exc:
+        return _render_taken(offer, token, just_now=False, notice=exc.message)
     except DomainError as exc:
-        db.session.rollback()
         flash(exc.message, "error")
         return _to_offer(token)
-    except sa.exc.DBAPIError as exc:
-        db.session.rollback()
-        if not _lost_race(exc):
-            raise
-        return _render_taken(offer, token, just_now=True)
     if outcome.held or outcome.appointment is None:
         return _to_offer(token)  # the offer page now shows the hold and how to pay
     return redirect(views.appointment_path(outcome.appointment), 303)
@@ -194,11 +180,9 @@ def accept(token: str) -> ResponseReturnValue:
 def decline(token: str) -> ResponseReturnValue:
     """Pass on an offer; the patient stays on the waitlist."""
     offer = _load_offer(token)
-    try:
-        responses.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
-        db.session.commit()
-    except DomainError:
-        db.session.rollback()  # already answered or gone: the offer page says which
+    offer_id, actor = offer.id, Actor.patient(offer.patient_id)
+    with contextlib.suppress(DomainError):  # already answered or gone: the page says which
+        commit_or_conflict(lambda: responses.decline_offer(offer_id, actor=actor))
     return _to_offer(token)
 
 
@@ -224,23 +208,24 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
         return _render_taken(
             offer, token, just_now=False, notice="Sorry, that time isn't available any more."
         )
+    slot_id, patient_id = slot.id, patient.id
+
+    def book() -> Appointment:
+        return booking.book_slot(
+            slot_id,
+            db.session.get(Patient, patient_id),
+            source=AppointmentSource.ALTERNATIVE,
+            actor=Actor.patient(patient_id),
+        )
+
     try:
-        appointment = booking.book_slot(
-            slot.id, patient, source=AppointmentSource.ALTERNATIVE, actor=Actor.patient(patient.id)
-        )
-        db.session.commit()
+        appointment = commit_or_conflict(book)
+    except booking.PatientBusy:
+        notice = "You already have an appointment at that time, so we didn't book this one."
+        return _render_taken(offer, token, just_now=False, notice=notice)
     except DomainError:
-        db.session.rollback()
-        return _render_taken(
-            offer, token, just_now=False, notice="Sorry, that time was just taken too."
-        )
-    except sa.exc.DBAPIError as exc:
-        db.session.rollback()
-        if not _lost_race(exc):
-            raise
-        return _render_taken(
-            offer, token, just_now=False, notice="Sorry, that time was just taken too."
-        )
+        notice = "Sorry, that time was just taken too."
+        return _render_taken(offer, token, just_now=False, notice=notice)
     return redirect(views.appointment_path(appointment), 303)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
@@ -234,32 +233,3 @@ def test_accepting_twice_goes_to_the_same_appointment(client: FlaskClient, scene
     assert second.status_code == 303
     assert "You booked this time" in client.get(second.headers["Location"]).get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Appointment)) == 1
-
-
-class _PgError(Exception):
-    def __init__(self, sqlstate: str) -> None:
-        super().__init__(sqlstate)
-        self.sqlstate = sqlstate
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        sa.exc.IntegrityError("INSERT", {}, _PgError("23505")),
-        sa.exc.OperationalError("UPDATE", {}, _PgError("40P01")),
-    ],
-    ids=["unique-violation", "deadlock"],
-)
-def test_losing_a_race_in_the_database_shows_alternatives(
-    client: FlaskClient, scene: Scene, monkeypatch: pytest.MonkeyPatch, error: Exception
-) -> None:
-    def lose(*args: object, **kwargs: object) -> None:
-        raise error
-
-    monkeypatch.setattr(responses, "accept_offer", lose)
-    url = f"/o/{offer_token(scene.offer_a)}"
-
-    response = post_form(client, url, f"{url}/accept")
-
-    assert response.status_code == 200
-    assert "just taken" in response.get_data(as_text=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import Response, jsonify, request, url_for
 
@@ -10,31 +12,31 @@ from portal.models import Appointment, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource
 from portal.services.alternatives import find_alternatives
 from portal.services.appointments import check_in
-from portal.services.booking import SlotTaken, book_slot, lost_race
+from portal.services.booking import SlotTaken, book_slot
 from portal.services.release import release_slot
 from portal.web.api.auth import api_actor
 from portal.web.api.blueprint import bp, error_response
 from portal.web.api.schemas import AppointmentIn, ReleaseIn
 from portal.web.api.serializers import appointment_json, offer_json, slot_json
 from portal.web.api.views import body, created, get_or_404, referenced
+from portal.web.transaction import commit_or_conflict
 
 
 @bp.post("/appointments")
 def book_appointment() -> tuple[Response, int, dict[str, str]] | Response:
     data = body(AppointmentIn)
-    slot = referenced(Slot, data.slot_id, "slot")
-    patient = referenced(Patient, data.patient_id, "patient")
+    referenced(Slot, data.slot_id, "slot")
+    referenced(Patient, data.patient_id, "patient")
+    actor = api_actor()
+
+    def book() -> dict[str, Any]:
+        found = db.session.get(Patient, data.patient_id)
+        appointment = book_slot(data.slot_id, found, source=AppointmentSource.API, actor=actor)
+        return appointment_json(appointment)
+
     try:
-        appointment = book_slot(slot.id, patient, source=AppointmentSource.API, actor=api_actor())
-        payload = appointment_json(appointment)
-        db.session.commit()
-    except (SlotTaken, sa.exc.DBAPIError) as exc:
-        db.session.rollback()
-        conflict = exc if isinstance(exc, SlotTaken) else lost_race(exc)
-        if conflict is None:
-            raise
-        if not isinstance(conflict, SlotTaken):
-            raise conflict from None
+        payload = commit_or_conflict(book)
+    except SlotTaken:
         # Alternatives are looked up after the rollback, outside the failed transaction.
         slot, patient = db.session.get(Slot, data.slot_id), db.session.get(Patient, data.patient_id)
         alternatives = [
@@ -57,20 +59,23 @@ def get_appointment(appointment_id: int) -> Response:
 
 @bp.post("/appointments/<id:appointment_id>/check-in")
 def check_in_appointment(appointment_id: int) -> Response:
-    appointment = check_in(get_or_404(Appointment, appointment_id), api_actor())
-    payload = appointment_json(appointment)
-    db.session.commit()
-    return jsonify(payload)
+    get_or_404(Appointment, appointment_id)
+    actor = api_actor()
+
+    def arrive() -> dict[str, Any]:
+        return appointment_json(check_in(db.session.get(Appointment, appointment_id), actor))
+
+    return jsonify(commit_or_conflict(arrive))
 
 
 @bp.post("/slots/<id:slot_id>/release")
 def release(slot_id: int) -> Response:
     reason = body(ReleaseIn).reason if request.content_length else None
     get_or_404(Slot, slot_id)
-    slot = release_slot(slot_id, api_actor(), reason=reason)
-    payload = slot_json(slot)
-    db.session.commit()
-    return jsonify(payload)
+    actor = api_actor()
+    return jsonify(
+        commit_or_conflict(lambda: slot_json(release_slot(slot_id, actor, reason=reason)))
+    )
 
 
 @bp.get("/slots/<id:slot_id>/offers")

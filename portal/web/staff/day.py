@@ -29,6 +29,7 @@ from portal.services.release import release_slot as release_slot_service
 from portal.web.ids import parse_id
 from portal.web.staff.auth import safe_next
 from portal.web.staff.blueprint import bp
+from portal.web.transaction import commit_or_conflict
 from portal.web.ui import local_time
 
 #: Dates the day view accepts; anything else is a typo, not a request.
@@ -151,19 +152,11 @@ def _render_day_row(found: Slot, *, expanded: bool) -> ResponseReturnValue:
 
 def _act(slot_id: int, action: Callable[[Slot, Actor], str]) -> ResponseReturnValue:
     """Run ``action`` and commit, or roll back and show why; then answer htmx or redirect."""
-    found = _get_slot(slot_id)
+    actor = Actor.staff(current_user)
     try:
-        message = action(found, Actor.staff(current_user))
-        db.session.commit()
+        message = commit_or_conflict(lambda: action(_get_slot(slot_id), actor))
     except DomainError as exc:
-        db.session.rollback()
         flash(exc.message, "error")
-    except sa.exc.DBAPIError as exc:
-        db.session.rollback()
-        conflict = booking.lost_race(exc)
-        if conflict is None:
-            raise
-        flash(conflict.message, "error")
     else:
         flash(message, "success")
     if htmx or g.get("booking_clash"):
