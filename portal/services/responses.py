@@ -1,18 +1,20 @@
-"""A patient's answer to an offer: accept (booked, or held while they pay) or decline.
+"""A patient's answer to an offer, and what an offer means to its patient right now.
 
 Patient pages, SMS replies and voice keypresses all answer through here; the booking
 itself is ``booking.book_slot`` and a hold is ``holds.hold_for_payment``.
+``offer_state`` is the one reading of an offer's state that pages and replies share.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
 from portal.models import Offer
-from portal.models.enums import AppointmentSource, OfferStatus
+from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
 from portal.services import holds
 from portal.services.audit import Actor, record
 from portal.services.booking import (
@@ -23,6 +25,43 @@ from portal.services.booking import (
     get_offer,
 )
 from portal.services.filling import schedule_fill
+
+
+class OfferState(StrEnum):
+    """What the patient can do with an offer right now."""
+
+    OPEN = "open"  # answerable
+    BUSY = "busy"  # still open, but someone else is mid-payment on the slot
+    HELD = "held"  # accepted, the slot is held while this patient pays
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"  # the window passed unanswered
+    WITHDRAWN = "withdrawn"  # called off while the slot is still open
+    TAKEN = "taken"  # withdrawn: somebody else booked the slot
+
+
+#: Offers that ended unanswered: the slot itself may still be booked, besides alternatives.
+ENDED_STATES = frozenset({OfferState.EXPIRED, OfferState.WITHDRAWN})
+#: States whose page lists choices to book instead.
+CHOICE_STATES = ENDED_STATES | {OfferState.TAKEN}
+
+
+def offer_state(offer: Offer, now: datetime) -> OfferState:
+    """Say what an offer means to its patient now (a pending offer may be past its window)."""
+    slot = offer.slot
+    if offer.status == OfferStatus.WITHDRAWN:
+        return OfferState.WITHDRAWN if slot.status == SlotStatus.OPEN else OfferState.TAKEN
+    if offer.status != OfferStatus.PENDING:
+        return OfferState(offer.status.value)
+    if slot.status == SlotStatus.HELD and slot.hold_offer_id == offer.id:
+        return OfferState.HELD
+    if slot.status in (SlotStatus.BOOKED, SlotStatus.CLOSED):
+        return OfferState.TAKEN
+    if now >= offer.window_expires_at:
+        return OfferState.EXPIRED
+    if slot.status == SlotStatus.HELD:
+        return OfferState.BUSY
+    return OfferState.OPEN
 
 
 def accept_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -> AcceptOutcome:

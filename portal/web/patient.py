@@ -24,9 +24,9 @@ from portal.services.alternatives import find_alternatives, is_alternative_for, 
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.links import LinkError, LinkPurpose, read_token
+from portal.services.responses import CHOICE_STATES, ENDED_STATES, OfferState, offer_state
 from portal.services.waitlist import still_waitlisted
 from portal.web import patient_views as views
-from portal.web.patient_views import OfferState
 from portal.web.transaction import commit_or_conflict
 from portal.web.ui import local_time
 
@@ -81,7 +81,7 @@ def offer(token: str) -> ResponseReturnValue:
 
 
 def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseReturnValue:
-    state = views.offer_state(offer, now_utc())
+    state = offer_state(offer, now_utc())
     slot, patient = offer.slot, offer.patient
     ctx = views.page_context(slot, patient) | {
         "token": token,
@@ -108,7 +108,7 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
             hold_seconds=max(int((slot.hold_expires_at - now_utc()).total_seconds()), 0),
             **ctx,
         )
-    if state in views.CHOICE_STATES:
+    if state in CHOICE_STATES:
         instead = views.booked_instead(offer)
         if instead is None:
             return _render_taken(offer, token, just_now=False)
@@ -129,8 +129,8 @@ def _render_taken(
     still open offers that slot too.
     """
     slot, patient = offer.slot, offer.patient
-    state = views.offer_state(offer, now_utc())
-    ended = state in views.ENDED_STATES
+    state = offer_state(offer, now_utc())
+    ended = state in ENDED_STATES
     alternatives = find_alternatives(patient, slot, offer.waitlist_entry)
     return render_template(
         "patient/taken.html",
@@ -191,8 +191,8 @@ def decline(token: str) -> ResponseReturnValue:
 def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
     """Book one of the choices shown after the offer was lost or ended (see ``_render_taken``)."""
     offer = _load_offer(token)
-    state = views.offer_state(offer, now_utc())
-    if state not in views.CHOICE_STATES:
+    state = offer_state(offer, now_utc())
+    if state not in CHOICE_STATES:
         return _to_offer(token)
     instead = views.booked_instead(offer)
     if instead is not None:  # a second tap, or another tab: one rebooking per lost offer
@@ -203,7 +203,7 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
             offer, token, just_now=False, notice="Please call the clinic to book one of these."
         )
     slot = db.session.get(Slot, slot_ref)
-    ended = state in views.ENDED_STATES
+    ended = state in ENDED_STATES
     if slot is None or not is_alternative_for(slot, offer.slot, patient, original_allowed=ended):
         return _render_taken(
             offer, token, just_now=False, notice="Sorry, that time isn't available any more."

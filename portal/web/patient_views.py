@@ -6,8 +6,6 @@ Everything here only reads; the views in ``portal.web.patient`` decide and commi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,8 +16,6 @@ from portal.models import Appointment, Charge, Location, Offer, Patient, Slot
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
     ChargeStatus,
-    OfferStatus,
-    SlotStatus,
 )
 from portal.services.alternatives import Alternative
 from portal.services.links import appointment_token
@@ -28,25 +24,6 @@ from portal.services.timezones import shown_time
 from portal.web.ui import humanize_minutes, local_time
 
 #: How long an appointment link stays readable after the slot (as ``links.appointment_url``).
-
-
-class OfferState(StrEnum):
-    """What the patient can do with an offer right now."""
-
-    OPEN = "open"  # answerable
-    BUSY = "busy"  # still open, but someone else is mid-payment on the slot
-    HELD = "held"  # accepted, the slot is held while this patient pays
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    EXPIRED = "expired"  # the window passed unanswered
-    WITHDRAWN = "withdrawn"  # called off while the slot is still open
-    TAKEN = "taken"  # withdrawn: somebody else booked the slot
-
-
-#: Offers that ended unanswered: the slot itself may still be booked, besides alternatives.
-ENDED_STATES = frozenset({OfferState.EXPIRED, OfferState.WITHDRAWN})
-#: States whose page lists choices to book instead.
-CHOICE_STATES = ENDED_STATES | {OfferState.TAKEN}
 
 
 @dataclass(frozen=True)
@@ -106,24 +83,6 @@ def alternative_views(alternatives: list[Alternative], patient_tz: str) -> list[
         AlternativeView(slot_view(alt.slot, patient_tz), " · ".join(alt.reasons) or "Another time")
         for alt in alternatives
     ]
-
-
-def offer_state(offer: Offer, now: datetime) -> OfferState:
-    """Say what an offer means to its patient now (a pending offer may be past its window)."""
-    slot = offer.slot
-    if offer.status == OfferStatus.WITHDRAWN:
-        return OfferState.WITHDRAWN if slot.status == SlotStatus.OPEN else OfferState.TAKEN
-    if offer.status != OfferStatus.PENDING:
-        return OfferState(offer.status.value)
-    if slot.status == SlotStatus.HELD and slot.hold_offer_id == offer.id:
-        return OfferState.HELD
-    if slot.status in (SlotStatus.BOOKED, SlotStatus.CLOSED):
-        return OfferState.TAKEN
-    if now >= offer.window_expires_at:
-        return OfferState.EXPIRED
-    if slot.status == SlotStatus.HELD:
-        return OfferState.BUSY
-    return OfferState.OPEN
 
 
 def needs_payment(patient: Patient) -> bool:

@@ -19,6 +19,7 @@ from portal.models.enums import OfferStatus
 from portal.services import booking, responses
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
+from portal.services.responses import OfferState, offer_state
 
 log = logging.getLogger(__name__)
 
@@ -39,48 +40,46 @@ class Answer(StrEnum):
 def accept(offer: Offer) -> Answer:
     """Accept ``offer`` for its patient (flushes; the caller commits)."""
     actor = Actor.patient(offer.patient_id)
-    savepoint = db.session.begin_nested()
     try:
-        outcome = responses.accept_offer(offer.id, actor=actor)
-        savepoint.commit()
-    except booking.SlotTaken:
-        savepoint.rollback()
-        return Answer.TAKEN
-    except booking.SlotHeld:
-        savepoint.rollback()
-        return Answer.HELD if _holds_slot(offer) else Answer.BUSY
-    except booking.OfferUnavailable as exc:
-        savepoint.rollback()
-        return _answer_for_status(exc.offer_status)
-    except DomainError:
-        savepoint.rollback()
-        return Answer.NONE
-    except sa.exc.IntegrityError:  # the unique indexes caught a race the update missed
-        savepoint.rollback()
-        return Answer.TAKEN
+        with db.session.begin_nested():
+            outcome = responses.accept_offer(offer.id, actor=actor)
+    except (DomainError, sa.exc.DBAPIError) as exc:
+        return _answer_for(exc, offer)
     log.info("offer %s accepted by the patient (remote)", offer.id)
     return Answer.HELD if outcome.held else Answer.BOOKED
 
 
 def decline(offer: Offer) -> Answer:
     """Decline ``offer`` (flushes; the caller commits)."""
-    savepoint = db.session.begin_nested()
     try:
-        responses.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
-        savepoint.commit()
-    except booking.OfferUnavailable as exc:
-        savepoint.rollback()
-        return _answer_for_status(exc.offer_status)
-    except DomainError:
-        savepoint.rollback()
-        return Answer.NONE
+        with db.session.begin_nested():
+            responses.decline_offer(offer.id, actor=Actor.patient(offer.patient_id))
+    except (DomainError, sa.exc.DBAPIError) as exc:
+        return _answer_for(exc, offer)
     return Answer.DECLINED
 
 
-def _answer_for_status(status: OfferStatus) -> Answer:
-    if status == OfferStatus.WITHDRAWN:
+def _answer_for(exc: DomainError | sa.exc.DBAPIError, offer: Offer) -> Answer:
+    """What to tell a patient whose answer could not stand (the savepoint rolled back)."""
+    refusal = exc if isinstance(exc, DomainError) else booking.lost_race(exc)
+    if refusal is None:
+        raise exc
+    if isinstance(refusal, booking.SlotHeld):
+        return Answer.HELD if _holds_slot(offer) else Answer.BUSY
+    if isinstance(refusal, booking.SlotTaken | booking.OfferUnavailable):
+        db.session.refresh(offer)
+        return answer_for_closed(offer)
+    return Answer.NONE
+
+
+def answer_for_closed(offer: Offer | None) -> Answer:
+    """The reply for an offer that can no longer be answered, from its state now."""
+    if offer is None:
+        return Answer.NONE
+    state = offer_state(offer, now_utc())
+    if state in (OfferState.TAKEN, OfferState.WITHDRAWN):
         return Answer.TAKEN
-    if status == OfferStatus.EXPIRED:
+    if state == OfferState.EXPIRED:
         return Answer.EXPIRED
     return Answer.ALREADY
 

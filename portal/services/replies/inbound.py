@@ -17,10 +17,15 @@ from sqlalchemy.dialects.postgresql import insert
 
 from portal.db import db, now_utc
 from portal.models import DeliveryEvent, Offer, Patient
-from portal.models.enums import OfferStatus
 from portal.services.audit import Actor, record
 from portal.services.notify.messages import render_reply
-from portal.services.replies.answers import Answer, accept, decline, latest_offer
+from portal.services.replies.answers import (
+    Answer,
+    accept,
+    answer_for_closed,
+    decline,
+    latest_offer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +94,11 @@ def _answer(patients: list[Patient], *, accept_it: bool) -> str:
     offer = latest_offer(ids, pending_only=True)
     if offer is None:
         recent = latest_offer(ids, pending_only=False)
-        answer = _answer_for_closed(recent)
+        answer = answer_for_closed(recent)
         return _reply(patients[0] if recent is None else recent.patient, recent, answer)
     answer = accept(offer) if accept_it else decline(offer)
     log.info("inbound answer for offer %s: %s", offer.id, answer.value)
     return _reply(offer.patient, offer, answer)
-
-
-def _answer_for_closed(offer: Offer | None) -> Answer:
-    if offer is None:
-        return Answer.NONE
-    if offer.status == OfferStatus.WITHDRAWN:
-        return Answer.TAKEN
-    if offer.status == OfferStatus.PENDING or offer.status == OfferStatus.EXPIRED:
-        return Answer.EXPIRED
-    return Answer.ALREADY
 
 
 def _reply(patient: Patient, offer: Offer | None, answer: Answer) -> str:
