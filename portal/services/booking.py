@@ -28,11 +28,11 @@ from portal.models.enums import (
     SlotStatus,
     WaitlistStatus,
 )
+from portal.services import presentation
 from portal.services.audit import Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
-from portal.services.timezones import format_local, to_local
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class PatientBusy(Conflict):
 
     def __init__(self, clash: Appointment) -> None:
         slot = clash.slot
-        when = format_local(to_local(slot.start_at, slot.location.timezone))
+        when = presentation.when(slot.start_at, slot.location.timezone)
         super().__init__(
             f"This patient already has {slot.service.name} booked at {when}.",
             details={

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -49,38 +48,3 @@ def within_windows(start: datetime, end: datetime, tz_name: str, windows: list[d
         if same_day and w_start <= local_start.time() and end_time <= w_end:
             return True
     return False
-
-
-@dataclass(frozen=True)
-class ShownTime:
-    """An instant as a patient reads it, and as the practice does when that differs."""
-
-    local: datetime
-    local_zone: str
-    practice: datetime | None
-    practice_zone: str | None
-
-    @property
-    def local_abbrev(self) -> str:
-        return self.local.tzname() or self.local_zone
-
-
-def shown_time(instant: datetime, patient_tz: str, practice_tz: str) -> ShownTime:
-    """Return the patient's local time, plus the practice's when its offset differs."""
-    local = to_local(instant, patient_tz)
-    practice = to_local(instant, practice_tz)
-    if local.utcoffset() == practice.utcoffset():
-        return ShownTime(local, patient_tz, None, None)
-    return ShownTime(local, patient_tz, practice, practice_tz)
-
-
-def format_local(dt: datetime) -> str:
-    """Format a localised datetime as 'Tue, Nov 24 · 2:30 PM PST'."""
-    hour = dt.strftime("%I").lstrip("0")
-    return f"{dt:%a, %b} {dt.day} · {hour}:{dt:%M %p} {dt.tzname()}"
-
-
-def format_short(dt: datetime) -> str:
-    """Format a localised datetime compactly for SMS: 'Tue Nov 24 2:30PM PST'."""
-    hour = dt.strftime("%I").lstrip("0")
-    return f"{dt:%a %b} {dt.day} {hour}:{dt:%M%p} {dt.tzname()}"

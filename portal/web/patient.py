@@ -24,11 +24,11 @@ from portal.services.alternatives import find_alternatives, is_alternative_for, 
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.links import LinkError, LinkPurpose, read_token
+from portal.services.presentation import when
 from portal.services.responses import CHOICE_STATES, ENDED_STATES, OfferState, offer_state
 from portal.services.waitlist import still_waitlisted
 from portal.web import patient_views as views
 from portal.web.transaction import commit_or_conflict
-from portal.web.ui import local_time
 
 bp = Blueprint("patient", __name__)
 
@@ -96,7 +96,7 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
             "patient/offer.html",
             busy=busy or state == OfferState.BUSY,
             expires_at=offer.window_expires_at,
-            expires_text=local_time(offer.window_expires_at, patient.timezone, "time"),
+            expires_text=when(offer.window_expires_at, patient.timezone, "time"),
             minutes_left=max(window_left, 1),
             **ctx,
         )

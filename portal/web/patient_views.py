@@ -20,61 +20,15 @@ from portal.models.enums import (
 from portal.services.alternatives import Alternative
 from portal.services.links import appointment_token
 from portal.services.phones import display_phone
-from portal.services.timezones import shown_time
-from portal.web.ui import humanize_minutes, local_time
+from portal.services.presentation import SlotView, slot_view
 
 #: How long an appointment link stays readable after the slot (as ``links.appointment_url``).
-
-
-@dataclass(frozen=True)
-class SlotView:
-    """A slot as a patient reads it, in their own time zone."""
-
-    id: int
-    service: str
-    practitioner: str
-    location: str
-    address: str
-    phone: str
-    phone_href: str
-    date: str  # "Tue, Nov 24"
-    clock: str  # "2:30 PM"
-    zone: str  # "PST"
-    when: str  # "Tue, Nov 24 · 2:30 PM PST"
-    practice_time: str | None  # "5:30 PM EST"; None when the offsets agree
-    duration: str
 
 
 @dataclass(frozen=True)
 class AlternativeView:
     slot: SlotView
     reasons: str  # "Same practitioner · Same day"
-
-
-def slot_view(slot: Slot, patient_tz: str) -> SlotView:
-    """Turn a slot into display strings in the patient's zone (and the practice's)."""
-    shown = shown_time(slot.start_at, patient_tz, slot.location.timezone)
-    practice_time = None
-    if shown.practice is not None:
-        same_day = shown.practice.date() == shown.local.date()
-        practice_time = local_time(
-            slot.start_at, slot.location.timezone, "time" if same_day else "full"
-        )
-    return SlotView(
-        id=slot.id,
-        service=slot.service.name,
-        practitioner=slot.practitioner.name,
-        location=slot.location.name,
-        address=slot.location.address or "",
-        phone=display_phone(slot.location.phone),
-        phone_href=f"tel:{slot.location.phone}" if slot.location.phone else "",
-        date=local_time(slot.start_at, patient_tz, "date"),
-        clock=local_time(slot.start_at, patient_tz, "time").removesuffix(f" {shown.local_abbrev}"),
-        zone=shown.local_abbrev,
-        when=local_time(slot.start_at, patient_tz),
-        practice_time=practice_time,
-        duration=humanize_minutes(int((slot.end_at - slot.start_at).total_seconds() // 60)),
-    )
 
 
 def alternative_views(alternatives: list[Alternative], patient_tz: str) -> list[AlternativeView]:

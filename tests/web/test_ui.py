@@ -20,6 +20,7 @@ from werkzeug.exceptions import TooManyRequests
 from wtforms import Form, StringField
 from wtforms.validators import InputRequired
 
+from portal.services import presentation
 from portal.web import errors, ui
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "portal" / "templates"
@@ -87,13 +88,13 @@ def tiny_client(tiny_app: Flask):
     ],
 )
 def test_money_formats_integer_cents(cents: int | None, expected: str) -> None:
-    assert ui.money(cents) == expected
+    assert presentation.money(cents) == expected
 
 
 @pytest.mark.parametrize("value", [12.5, "1250", True])
 def test_money_refuses_anything_but_integer_cents(value: object) -> None:
     with pytest.raises(TypeError):
-        ui.money(value)  # type: ignore[arg-type]
+        presentation.money(value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -139,7 +140,7 @@ def test_money_refuses_anything_but_integer_cents(value: object) -> None:
 def test_local_time_shows_wall_time_and_zone_across_dst(
     instant: datetime, zone: str, expected: str
 ) -> None:
-    assert ui.local_time(instant, zone) == expected
+    assert presentation.when(instant, zone) == expected
 
 
 @pytest.mark.parametrize(
@@ -154,16 +155,16 @@ def test_local_time_shows_wall_time_and_zone_across_dst(
 )
 def test_local_time_formats(fmt: str, expected: str) -> None:
     instant = datetime(2026, 11, 24, 22, 30, tzinfo=UTC)
-    assert ui.local_time(instant, "America/Los_Angeles", fmt) == expected
+    assert presentation.when(instant, "America/Los_Angeles", fmt) == expected
 
 
 def test_local_time_converts_from_any_aware_zone_and_reads_naive_as_utc() -> None:
     tokyo = timezone(timedelta(hours=9))
     aware = datetime(2026, 11, 25, 7, 30, tzinfo=tokyo)
     naive = datetime(2026, 11, 24, 22, 30)
-    assert ui.local_time(aware, "America/Los_Angeles") == "Tue, Nov 24 · 2:30 PM PST"
-    assert ui.local_time(naive, "America/Los_Angeles") == "Tue, Nov 24 · 2:30 PM PST"
-    assert ui.local_time(None, "America/Los_Angeles") == ""
+    assert presentation.when(aware, "America/Los_Angeles") == "Tue, Nov 24 · 2:30 PM PST"
+    assert presentation.when(naive, "America/Los_Angeles") == "Tue, Nov 24 · 2:30 PM PST"
+    assert presentation.when(None, "America/Los_Angeles") == ""
 
 
 @pytest.mark.parametrize(
@@ -174,13 +175,13 @@ def test_local_time_converts_from_any_aware_zone_and_reads_naive_as_utc() -> Non
     ],
 )
 def test_tz_abbrev_follows_daylight_saving(instant: datetime, expected: str) -> None:
-    assert ui.tz_abbrev(instant, "America/New_York") == expected
+    assert presentation.zone_abbrev(instant, "America/New_York") == expected
 
 
 def test_iso_is_utc_with_z() -> None:
     pacific = datetime(2026, 11, 24, 14, 30, tzinfo=timezone(timedelta(hours=-8)))
-    assert ui.iso(pacific) == "2026-11-24T22:30:00Z"
-    assert ui.iso(None) == ""
+    assert presentation.iso(pacific) == "2026-11-24T22:30:00Z"
+    assert presentation.iso(None) == ""
 
 
 @pytest.mark.parametrize(
@@ -195,7 +196,7 @@ def test_iso_is_utc_with_z() -> None:
     ],
 )
 def test_humanize_minutes(minutes: int, expected: str) -> None:
-    assert ui.humanize_minutes(minutes) == expected
+    assert presentation.duration(minutes) == expected
 
 
 class Status(enum.Enum):

@@ -14,7 +14,7 @@ from portal.models.enums import Channel, Purpose
 from portal.services.calendar import ICS_FILENAME, appointment_ics
 from portal.services.links import appointment_url, offer_url
 from portal.services.phones import display_phone
-from portal.services.timezones import format_local, format_short, shown_time, to_local
+from portal.services.presentation import slot_view, when
 from portal.services.waitlist import still_waitlisted
 
 _URL = re.compile(r"https?://\S+")
@@ -47,16 +47,16 @@ class Message:
 
 
 def _slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
-    shown = shown_time(slot.start_at, patient_tz, slot.location.timezone)
+    shown = slot_view(slot, patient_tz)
     return {
         "slot": slot,
         "service": slot.service,
         "practitioner": slot.practitioner,
         "location": slot.location,
         "location_phone": display_phone(slot.location.phone),
-        "when": format_local(shown.local),
-        "when_short": format_short(shown.local),
-        "practice_when": format_local(shown.practice) if shown.practice else None,
+        "when": shown.when,
+        "when_short": shown.when_short,
+        "practice_when": shown.practice_when,
     }
 
 
@@ -66,7 +66,7 @@ def message_context(notification: Notification) -> dict[str, Any]:
     offer = db.session.get(Offer, notification.offer_id) if notification.offer_id else None
     ctx = reply_context(patient, offer) | {"notification": notification, **notification.context}
     if offer is not None:
-        ctx["expires"] = format_short(to_local(offer.window_expires_at, patient.timezone))
+        ctx["expires"] = when(offer.window_expires_at, patient.timezone, "short")
     if notification.appointment_id:
         appointment = db.session.get(Appointment, notification.appointment_id)
         ctx |= _slot_context(appointment.slot, patient.timezone)

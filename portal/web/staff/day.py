@@ -25,12 +25,12 @@ from portal.services import booking, dayview, holds, staffops
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.phones import mask_phone
+from portal.services.presentation import when
 from portal.services.release import release_slot as release_slot_service
 from portal.web.ids import parse_id
 from portal.web.staff.auth import safe_next
 from portal.web.staff.blueprint import bp
 from portal.web.transaction import commit_or_conflict
-from portal.web.ui import local_time
 
 #: Dates the day view accepts; anything else is a typo, not a request.
 FIRST_DAY = date(2000, 1, 1)
@@ -88,7 +88,7 @@ def _chosen_day(today: date) -> date:
 
 
 def _day_url(slot: Slot) -> str:
-    local_day = local_time(slot.start_at, slot.location.timezone, "%Y-%m-%d")
+    local_day = when(slot.start_at, slot.location.timezone, "%Y-%m-%d")
     return url_for("staff.day", location=slot.location_id, date=local_day)
 
 
@@ -188,8 +188,10 @@ def book_slot(slot_id: int) -> ResponseReturnValue:
             # Show the clash with a "book anyway" form under the flash message.
             g.booking_clash = {"patient": patient, "appointment": busy.clash}
             raise
-        when = local_time(found.start_at, found.location.timezone)
-        return f"Booked {patient.name} for {when}." + (" (overlap noted)" if overlap_reason else "")
+        start = when(found.start_at, found.location.timezone)
+        return f"Booked {patient.name} for {start}." + (
+            " (overlap noted)" if overlap_reason else ""
+        )
 
     return _act(slot_id, book)
 

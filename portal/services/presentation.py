@@ -1,0 +1,162 @@
+"""How the portal shows times, money and slots to people — one place for every channel.
+
+Pages (as Jinja filters), SMS, e-mail, voice and calendar text all format through
+here, so a patient reads the same "Tue, Nov 24 · 2:30 PM PST" everywhere. Instants are
+stored as aware UTC and converted only here; local-time presentation and arithmetic
+use ``arrow``. Money is integer cents and never a float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
+
+import arrow
+
+from portal.clock import now_utc
+from portal.services.phones import display_phone
+
+if TYPE_CHECKING:
+    from portal.models import Slot
+
+#: Named formats for ``when``; anything else is taken as a strftime pattern.
+#: (Built from arrow tokens: strftime pads hours and days with zeros.)
+FORMATS = {
+    "full": "ddd, MMM D · h:mm A ZZZ",  # Tue, Nov 24 · 2:30 PM PST
+    "no_zone": "ddd, MMM D · h:mm A",  # Tue, Nov 24 · 2:30 PM
+    "time": "h:mm A ZZZ",  # 2:30 PM PST
+    "clock": "h:mm A",  # 2:30 PM
+    "date": "ddd, MMM D",  # Tue, Nov 24
+    "long": "dddd, MMMM D, YYYY · h:mm A ZZZ",  # Tuesday, November 24, 2026 · 2:30 PM PST
+    "short": "ddd MMM D h:mmA ZZZ",  # Tue Nov 24 2:30PM PST (SMS: GSM-7, few characters)
+}
+
+
+def local(instant: datetime, zone: str | tzinfo | None) -> arrow.Arrow:
+    """Return ``instant`` on the wall clock of ``zone`` (UTC if none; naive read as UTC)."""
+    if instant.tzinfo is None:  # a bug upstream: read it as the storage convention says
+        instant = instant.replace(tzinfo=UTC)
+    return arrow.get(instant).to(zone or "UTC")
+
+
+def when(instant: datetime | None, zone: str | tzinfo | None, fmt: str = "full") -> str:
+    """Show an instant in a zone: "Tue, Nov 24 · 2:30 PM PST" (see ``FORMATS``)."""
+    if instant is None:
+        return ""
+    shown = local(instant, zone)
+    if fmt in FORMATS:
+        return shown.format(FORMATS[fmt]).rstrip()
+    return shown.datetime.strftime(fmt)
+
+
+def zone_abbrev(instant: datetime | None, zone: str | tzinfo | None) -> str:
+    """The zone's abbreviation at that instant ("PST" or "PDT")."""
+    return "" if instant is None else local(instant, zone).format("ZZZ")
+
+
+def relative(instant: datetime, now: datetime | None = None) -> str:
+    """Say how far away an instant is: "in 25 minutes", "2 hours ago"."""
+    return arrow.get(instant).humanize(arrow.get(now or now_utc()))
+
+
+def iso(instant: datetime | None) -> str:
+    """An ISO 8601 UTC timestamp ("2026-11-24T22:30:00Z") for machine-read attributes."""
+    if instant is None:
+        return ""
+    return local(instant, UTC).format("YYYY-MM-DDTHH:mm:ss") + "Z"
+
+
+def duration(minutes: int | None) -> str:
+    """A duration in minutes as "1 h 5 min", "45 min" or "2 h"."""
+    if minutes is None:
+        return ""
+    sign = "-" if minutes < 0 else ""
+    hours, rest = divmod(abs(int(minutes)), 60)
+    if hours and rest:
+        return f"{sign}{hours} h {rest} min"
+    if hours:
+        return f"{sign}{hours} h"
+    return f"{sign}{rest} min"
+
+
+def money(cents: int | None) -> str:
+    """Integer cents as dollars: 123456 -> "$1,234.56", -500 -> "-$5.00"."""
+    if cents is None:
+        return "—"
+    if isinstance(cents, bool) or not isinstance(cents, int):
+        raise TypeError(f"money expects integer cents, got {type(cents).__name__}")
+    sign = "-" if cents < 0 else ""
+    dollars, remainder = divmod(abs(cents), 100)
+    return f"{sign}${dollars:,}.{remainder:02d}"
+
+
+@dataclass(frozen=True)
+class ShownTime:
+    """An instant as a patient reads it, and as the clinic does when the offsets differ."""
+
+    local: datetime
+    practice: datetime | None
+
+    @property
+    def abbrev(self) -> str:
+        return self.local.tzname() or ""
+
+
+def shown_time(instant: datetime, patient_zone: str, practice_zone: str) -> ShownTime:
+    """The patient's local time, plus the clinic's when its offset differs."""
+    mine, theirs = local(instant, patient_zone), local(instant, practice_zone)
+    if mine.utcoffset() == theirs.utcoffset():
+        return ShownTime(mine.datetime, None)
+    return ShownTime(mine.datetime, theirs.datetime)
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """A slot as a patient reads it, in their own zone (and the clinic's when it differs)."""
+
+    id: int
+    service: str
+    practitioner: str
+    location: str
+    address: str
+    phone: str  # "(212) 555-0100"
+    phone_href: str  # "tel:+12125550100"
+    date: str  # "Tue, Nov 24"
+    clock: str  # "2:30 PM"
+    zone: str  # "PST"
+    when: str  # "Tue, Nov 24 · 2:30 PM PST"
+    when_short: str  # "Tue Nov 24 2:30PM PST" (SMS)
+    #: The clinic's time when its offset differs, else None: "5:30 PM EST" on the same
+    #: local day, "Wed, Nov 25 · 1:00 AM CET" on another.
+    practice_time: str | None
+    practice_when: str | None  # the clinic's time in full, when it differs
+    duration: str
+
+
+def slot_view(slot: Slot, patient_zone: str) -> SlotView:
+    """Turn a slot into the strings every channel shows a patient."""
+    start, practice_zone = slot.start_at, slot.location.timezone
+    shown = shown_time(start, patient_zone, practice_zone)
+    practice_time = practice_when = None
+    if shown.practice is not None:
+        same_day = shown.practice.date() == shown.local.date()
+        practice_time = when(start, practice_zone, "time" if same_day else "full")
+        practice_when = when(start, practice_zone)
+    return SlotView(
+        id=slot.id,
+        service=slot.service.name,
+        practitioner=slot.practitioner.name,
+        location=slot.location.name,
+        address=slot.location.address or "",
+        phone=display_phone(slot.location.phone),
+        phone_href=f"tel:{slot.location.phone}" if slot.location.phone else "",
+        date=when(start, patient_zone, "date"),
+        clock=when(start, patient_zone, "clock"),
+        zone=shown.abbrev,
+        when=when(start, patient_zone),
+        when_short=when(start, patient_zone, "short"),
+        practice_time=practice_time,
+        practice_when=practice_when,
+        duration=duration(int((slot.end_at - start).total_seconds() // 60)),
+    )
