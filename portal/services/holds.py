@@ -23,6 +23,15 @@ from portal.services.filling import schedule_fill
 from portal.services.settings import settings
 
 
+def payment_required(patient: Patient) -> ChargeKind | None:
+    """What this patient must pay before a booking completes, if anything (SPEC §3.8)."""
+    if patient.prepayment_required:
+        return ChargeKind.PREPAYMENT
+    if patient.deposit_required:
+        return ChargeKind.DEPOSIT
+    return None
+
+
 def lapsed_holds(now: datetime) -> list[tuple[int, int]]:
     """(slot id, offer id) of holds whose time ran out."""
     return [
@@ -53,7 +62,7 @@ def hold_for_payment(
     )
     if slot is None:
         booking.raise_for_current_state(offer.slot_id)
-    kind = ChargeKind.PREPAYMENT if patient.prepayment_required else ChargeKind.DEPOSIT
+    kind = payment_required(patient) or ChargeKind.DEPOSIT
     amount = slot.service.price_cents if kind == ChargeKind.PREPAYMENT else settings().deposit_cents
     key = f"{kind.value}:offer:{offer.id}"
     db.session.execute(

@@ -70,7 +70,7 @@ def accept_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) ->
     offer = get_offer(offer_id)
     check_answerable(offer, now)
     patient = offer.patient
-    if patient.deposit_required or patient.prepayment_required:
+    if holds.payment_required(patient) is not None:
         return holds.hold_for_payment(offer, patient, actor, now)
     appointment = book_slot(
         offer.slot_id, patient, source=AppointmentSource.WAITLIST, actor=actor, now=now, offer=offer

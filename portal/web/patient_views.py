@@ -18,6 +18,7 @@ from portal.models.enums import (
     ChargeStatus,
 )
 from portal.services.alternatives import Alternative
+from portal.services.holds import payment_required
 from portal.services.links import appointment_token
 from portal.services.phones import display_phone
 from portal.services.presentation import SlotView, slot_view
@@ -41,7 +42,7 @@ def alternative_views(alternatives: list[Alternative], patient_tz: str) -> list[
 
 def needs_payment(patient: Patient) -> bool:
     """Whether the patient must pay before a booking completes (SPEC §3.8)."""
-    return bool(patient.deposit_required or patient.prepayment_required)
+    return payment_required(patient) is not None
 
 
 def appointment_for_offer(offer: Offer) -> Appointment | None:

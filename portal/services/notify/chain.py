@@ -37,10 +37,9 @@ from portal.services.audit import SYSTEM, record
 from portal.services.notify.messages import patient_link
 from portal.services.notify.policy import (
     INVALID_PHONE,
-    PHONE_CHANNELS,
+    QUIET_SKIP_REASON,
     channels_after,
-    escalates_in_quiet_hours,
-    quiet_until,
+    quiet_hours,
     unusable_reason,
 )
 from portal.services.outreach import open_outreach_task
@@ -93,12 +92,11 @@ def plan_next(
                     patient, "No valid phone number: texts and calls are skipped."
                 )
             continue
-        if channel in PHONE_CHANNELS and (until := quiet_until(now, patient.timezone)):
-            if escalates_in_quiet_hours(notification.purpose):
-                _add(notification, channel, now, skipped="quiet hours in the patient's zone")
-                continue
-            return _add(notification, channel, now, not_before=until)
-        return _add(notification, channel, now)
+        quiet = quiet_hours(channel, notification.purpose, patient.timezone, now)
+        if quiet is not None and quiet.skip:
+            _add(notification, channel, now, skipped=QUIET_SKIP_REASON)
+            continue
+        return _add(notification, channel, now, not_before=quiet.until if quiet else None)
     return None
 
 

@@ -6,6 +6,7 @@ own zone, and the per-purpose daily cap. Nothing here writes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
@@ -68,6 +69,33 @@ def quiet_until(now: datetime, tz_name: str) -> datetime | None:
 
 def _local_instant(day: date, clock: time, tz_name: str) -> datetime:
     return datetime.combine(day, clock, tzinfo=zone(tz_name)).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A phone channel inside the patient's quiet hours: skip it now, or wait ``until``."""
+
+    skip: bool
+    until: datetime
+
+
+QUIET_SKIP_REASON = "quiet hours in the patient's zone"
+
+
+def quiet_hours(
+    channel: Channel, purpose: Purpose, tz_name: str, now: datetime
+) -> QuietHours | None:
+    """The quiet-hours decision for one message on one channel; None means send now.
+
+    Texts and calls wait for the end of the patient's quiet hours, except purposes that
+    cannot wait (an offer's window is short): those skip to the next channel (email).
+    """
+    if channel not in PHONE_CHANNELS:
+        return None
+    until = quiet_until(now, tz_name)
+    if until is None:
+        return None
+    return QuietHours(skip=escalates_in_quiet_hours(purpose), until=until)
 
 
 def escalates_in_quiet_hours(purpose: Purpose) -> bool:

@@ -34,9 +34,8 @@ from portal.services.notify.backends import (
 )
 from portal.services.notify.messages import render_message
 from portal.services.notify.policy import (
-    PHONE_CHANNELS,
-    escalates_in_quiet_hours,
-    quiet_until,
+    QUIET_SKIP_REASON,
+    quiet_hours,
     receipt_timeout,
     unusable_reason,
 )
@@ -145,19 +144,16 @@ def _check_before_send(attempt: NotificationAttempt, now: datetime) -> Outcome |
     if reason is not None:
         chain.fail_attempt(attempt, AttemptStatus.SKIPPED, reason, now)
         return Outcome.SKIPPED
-    if attempt.channel in PHONE_CHANNELS:
-        until = quiet_until(now, notification.patient.timezone)
-        if until and escalates_in_quiet_hours(notification.purpose):
-            chain.fail_attempt(
-                attempt, AttemptStatus.SKIPPED, "quiet hours in the patient's zone", now
-            )
-            return Outcome.SKIPPED
-        if until:
-            attempt.status = AttemptStatus.QUEUED
-            attempt.not_before = until
-            attempt.claimed_at = None
-            chain.enqueue_send(attempt, now)
-            return Outcome.DEFERRED
+    quiet = quiet_hours(attempt.channel, notification.purpose, notification.patient.timezone, now)
+    if quiet is not None and quiet.skip:
+        chain.fail_attempt(attempt, AttemptStatus.SKIPPED, QUIET_SKIP_REASON, now)
+        return Outcome.SKIPPED
+    if quiet is not None:
+        attempt.status = AttemptStatus.QUEUED
+        attempt.not_before = quiet.until
+        attempt.claimed_at = None
+        chain.enqueue_send(attempt, now)
+        return Outcome.DEFERRED
     return None
 
 
