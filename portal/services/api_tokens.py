@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import ApiToken
 from portal.services import audit
-from portal.services.audit import Actor
+from portal.services.audit import Action, Actor
 from portal.services.errors import DomainError
 
 PREFIX_LENGTH = 8
@@ -35,7 +35,7 @@ def create_api_token(name: str, actor: Actor) -> tuple[ApiToken, str]:
     row = ApiToken(name=clean, token_hash=hash_token(token), prefix=token[:PREFIX_LENGTH])
     db.session.add(row)
     db.session.flush()
-    audit.record(actor, "api_token.created", row, after={"name": clean, "prefix": row.prefix})
+    audit.record(actor, Action.API_TOKEN_CREATED, row, after={"name": clean, "prefix": row.prefix})
     return row, token
 
 
@@ -44,7 +44,7 @@ def revoke_api_token(token: ApiToken, actor: Actor) -> None:
     if token.revoked_at is not None:
         return
     token.revoked_at = now_utc()
-    audit.record(actor, "api_token.revoked", token, after={"revoked_at": token.revoked_at})
+    audit.record(actor, Action.API_TOKEN_REVOKED, token, after={"revoked_at": token.revoked_at})
 
 
 def find_active_token(token: str) -> ApiToken | None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Appointment
 from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, AppointmentStatus, Purpose
-from portal.services.audit import Actor, record, snapshot
+from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.errors import Conflict
 from portal.services.notify import queue_notification
 
@@ -28,7 +28,7 @@ def check_in(appointment: Appointment, actor: Actor, now: datetime | None = None
     before = appointment.status
     appointment.status = AppointmentStatus.CHECKED_IN
     appointment.checked_in_at = now or now_utc()
-    record(actor, "appointment.checked_in", appointment, before={"status": before})
+    record(actor, Action.APPOINTMENT_CHECKED_IN, appointment, before={"status": before})
     return appointment
 
 
@@ -61,7 +61,9 @@ def cancel_appointment(
     appointment.cancelled_at = now
     appointment.cancel_reason = (reason or "")[:200] or None
     appointment.calendar_sequence += 1
-    record(actor, "appointment.cancelled", appointment, before=before, after={"reason": reason})
+    record(
+        actor, Action.APPOINTMENT_CANCELLED, appointment, before=before, after={"reason": reason}
+    )
     queue_notification(
         appointment.patient,
         Purpose.CANCELLATION,

@@ -29,7 +29,7 @@ from portal.models.enums import (
     WaitlistStatus,
 )
 from portal.services import presentation
-from portal.services.audit import Actor, record, snapshot
+from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
@@ -156,17 +156,19 @@ def book_slot(
     )
     db.session.add(appointment)
     db.session.flush()  # the partial unique indexes are the last line of defence
-    record(actor, "slot.booked", slot, after={"status": "booked", "appointment": appointment.id})
-    record(actor, "appointment.created", appointment, after=snapshot(appointment, "source"))
+    record(
+        actor, Action.SLOT_BOOKED, slot, after={"status": "booked", "appointment": appointment.id}
+    )
+    record(actor, Action.APPOINTMENT_CREATED, appointment, after=snapshot(appointment, "source"))
     if clash is not None:
         record(
             actor,
-            "appointment.overlap_allowed",
+            Action.APPOINTMENT_OVERLAP_ALLOWED,
             appointment,
             after={"overlaps": clash.id, "reason": overlap_reason},
         )
     if offer is not None:
-        record(actor, "offer.accepted", offer, after={"appointment": appointment.id})
+        record(actor, Action.OFFER_ACCEPTED, offer, after={"appointment": appointment.id})
     closed_entries = close_waitlist_entries(patient.id, slot.service_id, actor, now)
     own = withdraw_pending_offers(
         slot,
@@ -327,7 +329,7 @@ def withdraw_pending_offers(
         )
     }
     for offer in withdrawn:
-        record(actor, "offer.withdrawn", offer, after={"reason": offer.withdrawn_reason})
+        record(actor, Action.OFFER_WITHDRAWN, offer, after={"reason": offer.withdrawn_reason})
     for offer in told:
         queue_notification(
             patients[offer.patient_id],
@@ -354,7 +356,7 @@ def close_waitlist_entries(
         .execution_options(populate_existing=True, synchronize_session=False)
     ).all()
     for entry in closed:
-        record(actor, "waitlist.closed", entry, after={"why": "booked"})
+        record(actor, Action.WAITLIST_CLOSED, entry, after={"why": "booked"})
     return [entry.id for entry in closed]
 
 

@@ -17,7 +17,7 @@ from portal.db import db, now_utc
 from portal.models import Offer, Slot
 from portal.models.enums import OfferStatus, Purpose, SlotStatus
 from portal.queue import schedule
-from portal.services.audit import SYSTEM, Actor, record, snapshot
+from portal.services.audit import SYSTEM, Action, Actor, record, snapshot
 from portal.services.matching import Exclusion, Match, closure_for, match_slot
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
@@ -44,7 +44,7 @@ def on_slot_opened(slot: Slot, actor: Actor, now: datetime | None = None) -> Non
     slot.fill_exhausted_at = None
     slot.hold_offer_id = None
     slot.hold_expires_at = None
-    record(actor, "slot.opened", slot, after=snapshot(slot, "status", "start_at"))
+    record(actor, Action.SLOT_OPENED, slot, after=snapshot(slot, "status", "start_at"))
     schedule_fill(slot.id)
 
 
@@ -76,7 +76,7 @@ def expire_overdue_offers(slot_id: int, now: datetime, actor: Actor = SYSTEM) ->
         updated_at=now,
     )
     for offer in expired:
-        record(actor, "offer.expired", offer)
+        record(actor, Action.OFFER_EXPIRED, offer)
     return len(expired)
 
 
@@ -150,13 +150,13 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
         )
         db.session.add(offer)
         db.session.flush()
-        record(actor, "offer.created", offer, after=snapshot(offer, "wave", "score"))
+        record(actor, Action.OFFER_CREATED, offer, after=snapshot(offer, "wave", "score"))
         queue_notification(candidate.patient, Purpose.OFFER, f"offer:{offer.id}", offer_id=offer.id)
         offers.append(offer)
     slot.current_wave = wave
     record(
         actor,
-        "slot.wave_started",
+        Action.SLOT_WAVE_STARTED,
         slot,
         after={"wave": wave, "offers": len(offers), "mode": policy.mode.value},
     )
@@ -172,7 +172,7 @@ def _exhaust(
     slot.fill_exhausted_reasons = {str(reason): n for reason, n in match.excluded.items()}
     record(
         actor,
-        "slot.fill_exhausted",
+        Action.SLOT_FILL_EXHAUSTED,
         slot,
         after={"reason": why, "waves": slot.current_wave, "excluded": slot.fill_exhausted_reasons},
     )

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from portal.db import db
 from portal.models import Patient, PatientFlag, WaitlistEntry
 from portal.models.enums import FlagKind, WaitlistStatus
-from portal.services.audit import SYSTEM, Actor, record
+from portal.services.audit import SYSTEM, Action, Actor, record
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def mark_unreachable(patient: Patient, now: datetime) -> None:
     ).all()
     for entry_id in entry_ids:
         entry = db.session.get(WaitlistEntry, entry_id)
-        record(SYSTEM, "waitlist.unreachable", entry, after={"status": "unreachable"})
+        record(SYSTEM, Action.WAITLIST_UNREACHABLE, entry, after={"status": "unreachable"})
     raise_flag(patient, FlagKind.UNREACHABLE, "No channel reached the patient; see the timeline.")
 
 
@@ -54,4 +54,9 @@ def raise_flag(patient: Patient, kind: FlagKind, notes: str, actor: Actor = SYST
     )
     if flag_id is not None:
         log.info("patient %s flagged %s", patient.id, kind.value)
-        record(actor, "patient.flagged", db.session.get(PatientFlag, flag_id), after={"kind": kind})
+        record(
+            actor,
+            Action.PATIENT_FLAGGED,
+            db.session.get(PatientFlag, flag_id),
+            after={"kind": kind},
+        )

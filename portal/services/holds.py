@@ -17,7 +17,7 @@ from portal.models import Appointment, Charge, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource, ChargeKind, ChargeStatus, OfferStatus, SlotStatus
 from portal.queue import schedule
 from portal.services import booking
-from portal.services.audit import Actor, record
+from portal.services.audit import Action, Actor, record
 from portal.services.errors import Conflict
 from portal.services.filling import schedule_fill
 from portal.services.settings import settings
@@ -81,7 +81,9 @@ def hold_for_payment(
         .on_conflict_do_nothing(index_elements=[Charge.idempotency_key])
     )
     charge = db.session.scalar(sa.select(Charge).where(Charge.idempotency_key == key))
-    record(actor, "slot.held", slot, after={"offer": offer.id, "until": hold_until.isoformat()})
+    record(
+        actor, Action.SLOT_HELD, slot, after={"offer": offer.id, "until": hold_until.isoformat()}
+    )
     schedule("expire_hold", slot.id, offer.id, at=hold_until + timedelta(seconds=1))
     return booking.AcceptOutcome(offer, None, charge)
 
@@ -108,7 +110,7 @@ def complete_hold(offer_id: int, *, actor: Actor, now: datetime | None = None) -
     charge.collected_at = now
     charge.collected_by_id = actor.staff_id
     charge.appointment_id = appointment.id
-    record(actor, "charge.collected", charge, after={"amount_cents": charge.amount_cents})
+    record(actor, Action.CHARGE_COLLECTED, charge, after={"amount_cents": charge.amount_cents})
     return appointment
 
 
@@ -129,7 +131,7 @@ def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | N
     if slot is None:
         return False
     _close_hold(offer_id, now, status=OfferStatus.EXPIRED)
-    record(actor, "slot.hold_lapsed", slot, after={"offer": offer_id})
+    record(actor, Action.SLOT_HOLD_LAPSED, slot, after={"offer": offer_id})
     schedule_fill(slot_id)
     return True
 
@@ -139,7 +141,7 @@ def end_hold(slot: Slot, actor: Actor, now: datetime, *, why: str) -> None:
     offer_id = slot.hold_offer_id
     if offer_id is not None:
         _close_hold(offer_id, now, status=OfferStatus.WITHDRAWN, reason=why)
-    record(actor, "slot.hold_ended", slot, after={"offer": offer_id, "why": why})
+    record(actor, Action.SLOT_HOLD_ENDED, slot, after={"offer": offer_id, "why": why})
 
 
 def _close_hold(

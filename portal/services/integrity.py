@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Appointment, Slot
 from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, SlotStatus
-from portal.services.audit import SYSTEM, Actor, record
+from portal.services.audit import SYSTEM, Action, Actor, record
 from portal.services.filling import lock_slot, on_slot_opened
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,6 @@ def repair(violation: Violation, actor: Actor = SYSTEM, now: datetime | None = N
         slot.status = SlotStatus.BOOKED
         slot.hold_offer_id = None
         slot.hold_expires_at = None
-    record(actor, "slot.repaired", slot, before=before, after={"status": slot.status.value})
+    record(actor, Action.SLOT_REPAIRED, slot, before=before, after={"status": slot.status.value})
     log.warning("slot %s repaired: %s (%s)", slot.id, current.kind, before["status"])
     return True

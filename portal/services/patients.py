@@ -10,7 +10,7 @@ from portal.db import db
 from portal.models import Location, Patient
 from portal.models.enums import TimezoneSource
 from portal.services import audit
-from portal.services.audit import Actor
+from portal.services.audit import Action, Actor
 from portal.services.errors import DomainError
 from portal.services.phones import known_zones, parse_phone, timezone_for_phone
 
@@ -104,7 +104,7 @@ def create_patient(
     db.session.flush()
     audit.record(
         actor,
-        "patient.created",
+        Action.PATIENT_CREATED,
         patient,
         after={
             "timezone": zone,

@@ -16,7 +16,7 @@ from portal.db import db, now_utc
 from portal.models import Offer
 from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
 from portal.services import holds
-from portal.services.audit import Actor, record
+from portal.services.audit import Action, Actor, record
 from portal.services.booking import (
     AcceptOutcome,
     OfferUnavailable,
@@ -90,6 +90,6 @@ def decline_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) -
     db.session.refresh(offer)
     if marked != 1:
         raise OfferUnavailable(offer.status)
-    record(actor, "offer.declined", offer)
+    record(actor, Action.OFFER_DECLINED, offer)
     schedule_fill(offer.slot_id)
     return offer

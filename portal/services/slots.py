@@ -10,7 +10,7 @@ from portal.db import db, now_utc
 from portal.models import Practitioner, Service, Slot
 from portal.models.enums import SlotStatus
 from portal.services import audit
-from portal.services.audit import Actor
+from portal.services.audit import Action, Actor
 from portal.services.errors import Conflict, DomainError
 from portal.services.filling import on_slot_opened
 
@@ -97,7 +97,7 @@ def create_slot(
     db.session.flush()
     audit.record(
         actor,
-        "slot.created",
+        Action.SLOT_CREATED,
         slot,
         after=audit.snapshot(
             slot, "location_id", "practitioner_id", "service_id", "start_at", "end_at", "status"

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.db import db, now_utc
 from portal.models import StaffUser
 from portal.models.enums import StaffRole
-from portal.services.audit import SYSTEM, Actor, record
+from portal.services.audit import SYSTEM, Action, Actor, record
 from portal.services.passwords import (
     MIN_PASSWORD_LENGTH,
     hash_password,
@@ -87,7 +87,7 @@ def create_staff(
             db.session.add(user)
     except IntegrityError:
         raise StaffUserExists(f"a staff user with email {email} already exists") from None
-    record(actor, "staff.created", user, after={"name": name, "role": staff_role})
+    record(actor, Action.STAFF_CREATED, user, after={"name": name, "role": staff_role})
     return user
 
 
@@ -111,7 +111,7 @@ def authenticate(email: str, password: str) -> StaffUser | None:
         return None
     if not ok or not user.active:
         reason = "inactive" if ok else "bad_password"
-        record(SYSTEM, "staff.login_failed", user, after={"reason": reason})
+        record(SYSTEM, Action.STAFF_LOGIN_FAILED, user, after={"reason": reason})
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -119,7 +119,7 @@ def authenticate(email: str, password: str) -> StaffUser | None:
     user.last_login_at = now_utc()
     record(
         Actor.staff(user),
-        "staff.login",
+        Action.STAFF_LOGIN,
         user,
         before={"last_login_at": before},
         after={"last_login_at": user.last_login_at},
@@ -129,7 +129,7 @@ def authenticate(email: str, password: str) -> StaffUser | None:
 
 def record_logout(user: StaffUser, reason: str) -> None:
     """Audit the end of ``user``'s session because it was idle, too old or invalid."""
-    record(SYSTEM, "staff.logout", user, after={"reason": reason})
+    record(SYSTEM, Action.STAFF_LOGOUT, user, after={"reason": reason})
 
 
 def end_all_sessions(user: StaffUser) -> None:
@@ -145,7 +145,7 @@ def end_all_sessions(user: StaffUser) -> None:
 def sign_out(user: StaffUser) -> None:
     """Sign ``user`` out everywhere: earlier cookies stop working; audited."""
     end_all_sessions(user)
-    record(Actor.staff(user), "staff.logout", user, after={"reason": "signed_out"})
+    record(Actor.staff(user), Action.STAFF_LOGOUT, user, after={"reason": "signed_out"})
 
 
 def change_password(user: StaffUser, password: str, actor: Actor) -> None:
@@ -153,7 +153,7 @@ def change_password(user: StaffUser, password: str, actor: Actor) -> None:
     validate_password(password)
     user.password_hash = hash_password(password)
     end_all_sessions(user)
-    record(actor, "staff.password_changed", user, after={"sessions_ended": True})
+    record(actor, Action.STAFF_PASSWORD_CHANGED, user, after={"sessions_ended": True})
 
 
 def set_active(user: StaffUser, active: bool, actor: Actor) -> None:
@@ -161,5 +161,5 @@ def set_active(user: StaffUser, active: bool, actor: Actor) -> None:
     before = {"active": user.active}
     user.active = active
     end_all_sessions(user)
-    action = "staff.activated" if active else "staff.deactivated"
+    action = Action.STAFF_ACTIVATED if active else Action.STAFF_DEACTIVATED
     record(actor, action, user, before=before, after={"active": active})

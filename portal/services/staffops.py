@@ -22,7 +22,7 @@ from portal.models.enums import (
     SlotStatus,
 )
 from portal.services.appointments import active_appointment
-from portal.services.audit import Actor, record, snapshot
+from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.dayview import DaySlot
 from portal.services.errors import Conflict
 from portal.services.filling import schedule_fill
@@ -164,5 +164,7 @@ def restart_filling(slot: Slot, actor: Actor, now: datetime | None = None) -> No
         if slot.start_at <= now:
             raise Conflict("This slot has already started.", code="slot_started")
         raise Conflict("This slot is already being offered.", code="already_filling")
-    record(actor, "slot.filling_restarted", slot, before=before, after={"fill_exhausted_at": None})
+    record(
+        actor, Action.SLOT_FILLING_RESTARTED, slot, before=before, after={"fill_exhausted_at": None}
+    )
     schedule_fill(slot.id)

@@ -14,7 +14,7 @@ from portal.db import db
 from portal.models import Location, Patient, Practitioner, Service, WaitlistEntry
 from portal.models.enums import WaitlistStatus
 from portal.services import audit
-from portal.services.audit import Actor
+from portal.services.audit import Action, Actor
 from portal.services.errors import Conflict, DomainError
 
 MAX_WINDOWS = 50
@@ -179,14 +179,16 @@ def join_waitlist(
             for key, value in prefs.items():
                 setattr(entry, key, value)
             db.session.flush()
-            audit.record(actor, "waitlist.updated", entry, before=before, after=_snapshot(entry))
+            audit.record(
+                actor, Action.WAITLIST_UPDATED, entry, before=before, after=_snapshot(entry)
+            )
             return entry, False
         keys = {"patient_id": patient.id, "service_id": service.id, "location_id": location.id}
         new_id = _insert_if_absent({"priority": 0, **prefs, **keys})
         if new_id is not None:
             entry = db.session.get_one(WaitlistEntry, new_id)
             after = _snapshot(entry, ("service_id", "location_id", *_PREFERENCES))
-            audit.record(actor, "waitlist.joined", entry, after=after)
+            audit.record(actor, Action.WAITLIST_JOINED, entry, after=after)
             return entry, True
     raise Conflict(
         "The waitlist entry changed while joining; please retry.", code="waitlist_conflict"

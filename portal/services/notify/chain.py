@@ -33,7 +33,7 @@ from portal.models.enums import (
 )
 from portal.queue import schedule, send_job_id
 from portal.services import flags
-from portal.services.audit import SYSTEM, record
+from portal.services.audit import SYSTEM, Action, record
 from portal.services.notify.messages import patient_link
 from portal.services.notify.policy import (
     INVALID_PHONE,
@@ -175,7 +175,9 @@ def deliver_attempt(attempt: NotificationAttempt, now: datetime) -> None:
     if notification.status == NotificationStatus.PENDING:
         notification.status = NotificationStatus.DELIVERED
         notification.completed_at = now
-        record(SYSTEM, "notification.delivered", notification, after={"channel": attempt.channel})
+        record(
+            SYSTEM, Action.NOTIFICATION_DELIVERED, notification, after={"channel": attempt.channel}
+        )
 
 
 def cancel_notification(notification: Notification, reason: str, now: datetime) -> None:
@@ -185,7 +187,7 @@ def cancel_notification(notification: Notification, reason: str, now: datetime) 
     notification.status = NotificationStatus.CANCELLED
     notification.completed_at = now
     log.info("notification %s cancelled (%s)", notification.id, reason)
-    record(SYSTEM, "notification.cancelled", notification, after={"reason": reason})
+    record(SYSTEM, Action.NOTIFICATION_CANCELLED, notification, after={"reason": reason})
 
 
 def exhaust(notification: Notification, now: datetime) -> NotificationAttempt:
@@ -212,7 +214,7 @@ def exhaust(notification: Notification, now: datetime) -> NotificationAttempt:
         notification.id,
         notification.patient_id,
     )
-    record(SYSTEM, "notification.exhausted", notification, after={"outreach": True})
+    record(SYSTEM, Action.NOTIFICATION_EXHAUSTED, notification, after={"outreach": True})
     flags.mark_unreachable(notification.patient, now)
     return attempt
 

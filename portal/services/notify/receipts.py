@@ -20,7 +20,7 @@ from portal.db import db, now_utc
 from portal.models import DeliveryEvent, NotificationAttempt
 from portal.models.enums import FINAL_ATTEMPT_STATUSES, AttemptStatus, Channel
 from portal.services import flags
-from portal.services.audit import Actor, record
+from portal.services.audit import Action, Actor, record
 from portal.services.notify import chain
 from portal.services.notify.backends import INVALID_NUMBER_CODES, OPTED_OUT_CODE
 from portal.services.notify.policy import receipt_timeout
@@ -139,11 +139,13 @@ def apply_provider_verdict(attempt: NotificationAttempt, code: str | None) -> No
     actor = Actor.webhook("twilio")
     if int(code) == OPTED_OUT_CODE and not patient.sms_opt_out:
         patient.sms_opt_out = True
-        record(actor, "patient.sms_opt_out", patient, after={"sms_opt_out": True, "code": code})
+        record(
+            actor, Action.PATIENT_SMS_OPT_OUT, patient, after={"sms_opt_out": True, "code": code}
+        )
         log.info("patient %s opted out (provider error %s)", patient.id, code)
     elif int(code) in INVALID_NUMBER_CODES and patient.phone_e164:
         patient.phone_e164 = None
-        record(actor, "patient.phone_rejected", patient, after={"code": code})
+        record(actor, Action.PATIENT_PHONE_REJECTED, patient, after={"code": code})
         flags.flag_invalid_phone(patient, f"The phone provider rejected the number (error {code}).")
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from portal.db import db, now_utc
 from portal.models import DeliveryEvent, Offer, Patient
-from portal.services.audit import Actor, record
+from portal.services.audit import Action, Actor, record
 from portal.services.notify.messages import render_reply
 from portal.services.replies.answers import (
     Answer,
@@ -127,5 +127,5 @@ def _set_opt_out(patients: list[Patient], opted_out: bool) -> None:
     for patient in patients:
         if patient.sms_opt_out != opted_out:
             patient.sms_opt_out = opted_out
-            record(actor, "patient.sms_opt_out", patient, after={"sms_opt_out": opted_out})
+            record(actor, Action.PATIENT_SMS_OPT_OUT, patient, after={"sms_opt_out": opted_out})
             log.info("patient %s sms_opt_out=%s (inbound text)", patient.id, opted_out)
