@@ -92,3 +92,28 @@ def test_the_day_view_shows_the_spare_slots_reasons(
         .order_by(Slot.start_at)
     ).first()
     assert "Nobody left to ask:" in signed_in.get(f"/staff/slots/{slot.id}").text
+
+
+def test_no_demo_patient_is_in_two_places_at_once(loaded: dict[str, int]) -> None:
+    from sqlalchemy.orm import aliased
+
+    from portal.models import Appointment
+    from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES
+
+    first, second = aliased(Appointment), aliased(Appointment)
+    first_slot, second_slot = aliased(Slot), aliased(Slot)
+    clashes = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(first)
+        .join(second, sa.and_(second.patient_id == first.patient_id, second.id > first.id))
+        .join(first_slot, first_slot.id == first.slot_id)
+        .join(second_slot, second_slot.id == second.slot_id)
+        .where(
+            first.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+            second.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+            first_slot.start_at < second_slot.end_at,
+            second_slot.start_at < first_slot.end_at,
+        )
+    )
+    assert loaded["booked"] > 20
+    assert clashes == 0
