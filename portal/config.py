@@ -82,7 +82,13 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
         "STAFF_SESSION_HOURS": int(env.get("STAFF_SESSION_HOURS", "12")),
         # The cookie dies with the absolute session lifetime (checked server-side too).
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(env.get("STAFF_SESSION_HOURS", "12"))),
-        "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        # Failed guesses at one account from one address (then that pair waits).
+        "LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": env.get(
+            "LOGIN_LIMIT_PER_ACCOUNT_ADDRESS", "5 per 15 minutes"
+        ),
+        # Attempts at one account from browsers and networks it never signed in from
+        # (a distributed guess); its own devices and usual network are not counted.
+        "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT", "10 per 15 minutes"),
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
         # Patient links stay valid a little past what they point at; see services/links.py.
         "PATIENT_LINK_GRACE_DAYS": int(env.get("PATIENT_LINK_GRACE_DAYS", "2")),

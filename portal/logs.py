@@ -68,13 +68,35 @@ class PiiFilter(logging.Filter):
         return True
 
 
+class MaskingFormatter(logging.Formatter):
+    """Mask what the filter cannot reach: tracebacks and stack text added at format time."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_pii(super().format(record))
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def protect(handler: logging.Handler) -> None:
+    """Make ``handler`` write no e-mail address or phone number (idempotent)."""
+    if not any(isinstance(f, PiiFilter) for f in handler.filters):
+        handler.addFilter(PiiFilter())
+    if not isinstance(handler.formatter, MaskingFormatter):
+        current = handler.formatter
+        handler.setFormatter(
+            MaskingFormatter(
+                current._fmt if current else LOG_FORMAT, current.datefmt if current else None
+            )
+        )
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """Install the PII filter on the root handlers (idempotent)."""
+    """Install the masking on the root handlers (idempotent)."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=level, format=LOG_FORMAT)
     # Alembic announces every plugin it loads at INFO; that is noise in `make run`.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     for handler in root.handlers:
-        if not any(isinstance(f, PiiFilter) for f in handler.filters):
-            handler.addFilter(PiiFilter())
+        protect(handler)

@@ -26,6 +26,36 @@ from portal.engines import create_fresh_database, drop_database, relax_commits, 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-anything-0123456789"
 
 
+#: What an unmasked phone number or e-mail address looks like in a log line.
+_PII_IN_LOGS = re.compile(r"\+\d{8,15}\b|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_personal_data_in_any_log_line() -> Iterator[None]:
+    """Every log line the whole suite produces goes through the production masking; none
+    may carry a phone number or an e-mail address (SPEC §4)."""
+    import io
+    import logging
+
+    from portal.logs import protect
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    protect(handler)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    leaks = [line for line in stream.getvalue().splitlines() if _PII_IN_LOGS.search(line)]
+    assert not leaks, f"{len(leaks)} log lines carry personal data, e.g. {leaks[:3]}"
+
+
 @pytest.fixture(scope="session")
 def engine_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     with test_engines(tmp_path_factory.mktemp("engines")) as urls:

@@ -100,3 +100,29 @@ def test_the_filter_caps_and_masks_a_record(caplog: pytest.LogCaptureFixture) ->
     [record] = caplog.records
     assert record.getMessage().startswith("inbound from [email]: zzz")
     assert len(record.getMessage()) < MAX_LOGGED_CHARS + 60
+
+
+def test_a_traceback_is_masked_as_well_as_the_message() -> None:
+    import io
+    import logging
+
+    from portal.logs import protect
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    protect(handler)
+    logger = logging.getLogger("tests.traceback")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise ValueError("could not text +12125550142 or mail ana@example.com")
+        except ValueError:
+            logger.exception("sending failed")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    written = stream.getvalue()
+    assert "Traceback" in written and "ValueError" in written
+    assert "+12125550142" not in written and "ana@example.com" not in written
+    assert "[phone]" in written and "[email]" in written

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 CSP = "; ".join(
     [
@@ -34,7 +34,8 @@ def init_app(app: Flask) -> None:
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if app.config.get("SESSION_COOKIE_SECURE"):
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if response.mimetype == "text/html":
-            # Patient pages carry signed tokens and personal details: never cache them.
+        if response.mimetype == "text/html" or request.path.startswith("/api/"):
+            # Patient pages carry signed tokens and personal details, API answers carry
+            # patients' names, numbers and bookings: no browser or proxy keeps a copy.
             h.setdefault("Cache-Control", "no-store")
         return response

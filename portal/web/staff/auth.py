@@ -8,11 +8,13 @@ account's ``session_epoch``, so bumping it ends every session of that account: s
 out, a password change and (de)activation do, so a cookie saved before them — still
 validly signed — opens nothing.
 
-Throttling: failed attempts are counted in the rate-limit storage (Redis) per
-account (a keyed hash of the normalised email, whether or not the account exists)
-and per client address. The account counter is incremented atomically *before* the
-password is checked, so parallel guesses cannot slip past it; a successful sign-in
-clears it. Only failures count against the address.
+Throttling (``LoginThrottle``): attempts are counted in the rate-limit storage (Redis)
+per account *and* address, per address, and — for browsers and networks the account
+never signed in from — per account, all as keyed hashes (whether or not the account
+exists). Counters are incremented atomically *before* the password is checked, so
+parallel guesses cannot slip past them. Nobody can lock a colleague out by knowing
+their e-mail: the real user's browser (device cookie) and usual address are only
+limited by their own mistakes.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from redis.exceptions import RedisError
@@ -47,6 +50,7 @@ from portal.clock import system_seconds
 from portal.db import db, now_utc
 from portal.extensions import htmx, limiter, login_manager
 from portal.models import StaffUser
+from portal.queue import redis_connection
 from portal.services import staff as staff_service
 from portal.web.staff.blueprint import PUBLIC_ENDPOINTS, bp
 from portal.web.staff.forms import LoginForm
@@ -183,7 +187,17 @@ def enforce_session() -> ResponseReturnValue | None:
 
 
 class LoginThrottle:
-    """Counts failed sign-ins per account and per client address in the limiter's storage.
+    """Throttles sign-in guesses without letting anyone lock a staff member out.
+
+    Knowing a colleague's e-mail must not be enough to keep them out (OWASP's device
+    cookies). So there is no hard lock per account; instead, in the limiter's storage:
+
+    - per address: failed attempts from one client address, whatever the account;
+    - per account and address: attempts at one account from one address — a guesser's
+      own address runs out, not the real user's;
+    - per account, untrusted only: attempts from browsers without this account's device
+      cookie *and* from addresses it never signed in from, so a guess spread over many
+      addresses slows down while the real user's browser and usual network go through.
 
     If the storage is unreachable the throttle lets attempts through (and logs it):
     argon2 still makes guessing slow, and staff can still sign in during an outage.
@@ -192,15 +206,28 @@ class LoginThrottle:
     def __init__(self, email: str, address: str) -> None:
         config = current_app.config
         secret = str(current_app.secret_key).encode()
-        # A keyed hash: the storage never holds the address itself.
-        digest = hmac.new(secret, staff_service.normalise_email(email).encode(), hashlib.sha256)
-        self.per_account: RateLimitItem = parse(config["LOGIN_LIMIT_PER_ACCOUNT"])
+        # Keyed hashes: the storage never holds the e-mail or the address itself.
+        self.account = _keyed(secret, staff_service.normalise_email(email))
+        place = _keyed(secret, address)
         self.per_address: RateLimitItem = parse(config["LOGIN_LIMIT_PER_IP"])
-        self.account_ids = ("staff-login-account", digest.hexdigest()[:32])
+        self.per_pair: RateLimitItem = parse(config["LOGIN_LIMIT_PER_ACCOUNT_ADDRESS"])
+        self.per_account: RateLimitItem = parse(config["LOGIN_LIMIT_PER_ACCOUNT"])
         self.address_ids = ("staff-login-ip", address)
+        self.pair_ids = ("staff-login-pair", f"{self.account}:{place}")
+        self.account_ids = ("staff-login-account", self.account)
+        self.known_key = f"staff-login-known:{self.account}:{place}"
+
+    def trusted(self) -> bool:
+        """This browser holds the account's device cookie, or this address signed in before."""
+        if read_device_cookie() == self.account:
+            return True
+        try:
+            return bool(redis_connection().exists(self.known_key))
+        except RedisError:
+            return False
 
     def claim(self) -> int | None:
-        """Count an attempt on the account; return seconds to wait if locked out."""
+        """Count an attempt; return seconds to wait if this attempt must not be tried."""
         if not limiter.enabled:
             return None
         strategy = limiter.limiter
@@ -208,7 +235,9 @@ class LoginThrottle:
             if not strategy.test(self.per_address, *self.address_ids):
                 return self._wait(self.per_address, self.address_ids)
             # hit, not test: the increment is atomic, so parallel guesses cannot exceed it.
-            if not strategy.hit(self.per_account, *self.account_ids):
+            if not strategy.hit(self.per_pair, *self.pair_ids):
+                return self._wait(self.per_pair, self.pair_ids)
+            if not self.trusted() and not strategy.hit(self.per_account, *self.account_ids):
                 return self._wait(self.per_account, self.account_ids)
         except (RedisError, StorageError):
             log.error("Login throttle storage unavailable; attempt allowed", exc_info=True)
@@ -218,9 +247,12 @@ class LoginThrottle:
         """Count a failed attempt against the client address."""
         self._safely(lambda: limiter.limiter.hit(self.per_address, *self.address_ids))
 
-    def succeeded(self) -> None:
-        """Forget the account's failed attempts."""
+    def succeeded(self, response: Response) -> None:
+        """Forget the account's counts, trust this address, give the browser a device cookie."""
+        self._safely(lambda: limiter.limiter.clear(self.per_pair, *self.pair_ids))
         self._safely(lambda: limiter.limiter.clear(self.per_account, *self.account_ids))
+        self._safely(lambda: redis_connection().set(self.known_key, 1, ex=KNOWN_ADDRESS_SECONDS))
+        set_device_cookie(response, self.account)
 
     def _wait(self, item: RateLimitItem, ids: tuple[str, str]) -> int:
         reset_at = limiter.limiter.get_window_stats(item, *ids).reset_time
@@ -233,6 +265,44 @@ class LoginThrottle:
             action()
         except (RedisError, StorageError):
             log.error("Login throttle storage unavailable", exc_info=True)
+
+
+DEVICE_COOKIE = "portal_device"
+DEVICE_COOKIE_SECONDS = 180 * 24 * 3600
+KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600
+
+
+def _keyed(secret: bytes, value: str) -> str:
+    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="staff-device")
+
+
+def read_device_cookie() -> str | None:
+    """The account (keyed hash) whose device cookie this browser holds, if valid."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        account = _device_serializer().loads(raw, max_age=DEVICE_COOKIE_SECONDS)
+    except BadSignature:
+        return None
+    return account if isinstance(account, str) else None
+
+
+def set_device_cookie(response: Response, account: str) -> None:
+    """Remember that this browser signed in to ``account`` (it proves nothing else)."""
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _device_serializer().dumps(account),
+        max_age=DEVICE_COOKIE_SECONDS,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+        path=url_for("staff.login"),
+    )
 
 
 def _render_login(
@@ -266,9 +336,10 @@ def login() -> ResponseReturnValue:
     if user is None:
         throttle.failed()
         return _render_login(form, 200, BAD_CREDENTIALS)
-    throttle.succeeded()
     start_session(user)
-    return redirect(safe_next(form.next.data) or url_for("staff.home"))
+    response = redirect(safe_next(form.next.data) or url_for("staff.home"))
+    throttle.succeeded(response)
+    return response
 
 
 @bp.post("/logout")
