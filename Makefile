@@ -7,7 +7,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := run
-.PHONY: run test lint format venv clean browser-deps
+.PHONY: run test lint format venv clean browser-deps audit
 
 venv: $(VENV)/.installed
 
@@ -38,7 +38,12 @@ format: venv
 test: venv browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python .ci/audit_dependencies.py
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Fails on a known vulnerability with a fix available (pip-audit); part of `make test`.
+audit: venv
+	$(BIN)/python .ci/audit_dependencies.py
 
 # Removes the virtualenv and caches; leaves instance/ (the local database) alone.
 clean:
