@@ -16,6 +16,7 @@ COMMANDS = [
     "db",
     "deactivate-staff",
     "demo",
+    "doctor",
     "outbox",
     "run",
     "set-staff-password",

@@ -43,4 +43,4 @@ def test_healthz_reports_database_and_queue(client: FlaskClient) -> None:
     resp = client.get("/healthz")
 
     assert resp.status_code == 200
-    assert resp.get_json() == {"database": "ok", "queue": "ok"}
+    assert resp.get_json() == {"database": "ok", "queue": "ok", "worker": "down", "cron": "down"}

@@ -65,5 +65,27 @@ def outbox_command(as_json: bool, to: str | None, limit: int) -> None:
 
 
 def register(group: click.Group) -> None:
-    for command in (worker_command, cron_command, outbox_command):
+    for command in (worker_command, cron_command, outbox_command, doctor_command):
         group.add_command(command)
+
+
+@click.command("doctor")
+def doctor_command() -> None:
+    """Check this deployment (config, database, Redis, worker, cron, providers)."""
+    from portal import create_app
+    from portal.config import ConfigError
+    from portal.doctor import run_checks
+
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        click.echo(f"✗ configuration: {exc}")
+        raise SystemExit(1) from None
+    with app.app_context():
+        checks = run_checks(app)
+    for check in checks:
+        mark = "✓" if check.ok and not check.warning else ("!" if check.ok else "✗")
+        click.echo(f"{mark} {check.name}: {check.message}")
+    failed = [c for c in checks if not c.ok]
+    click.echo("All good." if not failed else f"{len(failed)} problem(s) to fix.")
+    raise SystemExit(1 if failed else 0)

@@ -1,5 +1,10 @@
-"""Health probes: ``GET /livez`` (is the process serving?) and ``GET /healthz``
-(is the database reachable, and is the job queue?)."""
+"""Health probes: ``GET /livez`` (is the process serving?) and ``GET /healthz``.
+
+``/healthz`` answers 200 when this web process can serve (database and Redis reachable)
+and 503 otherwise, so a load balancer takes it out of rotation only for its own faults.
+It also says whether background processing is alive (``worker``, ``cron``: ``ok`` or
+``down``) — a stopped worker does not make the web node unhealthy, but monitoring and
+``portal doctor`` should shout about it."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 from redis.exceptions import RedisError
 
+from portal.doctor import cron_check, worker_check
 from portal.extensions import csrf, db, limiter
 from portal.queue import redis_connection
 
@@ -43,4 +49,7 @@ def healthz():
     else:
         status["queue"] = "inline"
     ok = all(v in ("ok", "inline") for v in status.values())
+    if status["queue"] == "ok":
+        status["worker"] = "ok" if worker_check().ok else "down"
+        status["cron"] = "ok" if cron_check().ok else "down"
     return jsonify(status), 200 if ok else 503
