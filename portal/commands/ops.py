@@ -72,12 +72,13 @@ def register(group: click.Group) -> None:
 @click.command("doctor")
 def doctor_command() -> None:
     """Check this deployment (config, database, Redis, worker, cron, providers)."""
-    from portal import create_app
+    from flask.cli import ScriptInfo
+
     from portal.config import ConfigError
     from portal.doctor import run_checks
 
     try:
-        app = create_app()
+        app = click.get_current_context().ensure_object(ScriptInfo).load_app()
     except ConfigError as exc:
         click.echo(f"✗ configuration: {exc}")
         raise SystemExit(1) from None
