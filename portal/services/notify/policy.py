@@ -119,9 +119,10 @@ def latest_allowed_before(
     if window is None:
         return at
 
-    def clear(moment: datetime) -> bool:
+    def clear(moment: datetime) -> bool:  # no quiet hours in [moment, moment + margin)
+        last = moment + max(margin - timedelta(microseconds=1), timedelta(0))
         return quiet_until(moment, tz_name, region) is None and (
-            quiet_until(moment + margin, tz_name, region) is None
+            quiet_until(last, tz_name, region) is None
         )
 
     if clear(at):
