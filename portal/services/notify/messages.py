@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, render_template
 
 from portal.db import db
 from portal.models import Appointment, Notification, Offer, Patient, Slot
-from portal.models.enums import Channel, Purpose
+from portal.models.enums import AppointmentStatus, Channel, Purpose
 from portal.services.calendar import ICS_FILENAME, appointment_ics
 from portal.services.links import appointment_url, offer_url
 from portal.services.phones import display_phone
@@ -74,6 +75,12 @@ def message_context(notification: Notification) -> dict[str, Any]:
         ctx["appointment_link"] = appointment_url(
             appointment.id, patient.id, appointment.slot.start_at
         )
+        ctx["asks_confirmation"] = appointment.status == AppointmentStatus.BOOKED
+        moved_from = notification.context.get("moved_from")
+        if moved_from:
+            earlier = datetime.fromisoformat(moved_from)
+            ctx["moved_from"] = when(earlier, patient.timezone)
+            ctx["moved_from_short"] = when(earlier, patient.timezone, "short")
     return ctx
 
 

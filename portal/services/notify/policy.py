@@ -204,7 +204,7 @@ def cap_reason(patient: Patient, purpose: Purpose, now: datetime) -> str | None:
     day_start, day_end = local_day_bounds(today, patient.timezone)
     if is_non_urgent(purpose):
         current = settings()
-        kinds = [Purpose(p) for p in current.non_urgent_purposes if p in Purpose]
+        kinds = [p for p in Purpose if p.value in set(current.non_urgent_purposes)]
         week_start, _ = local_day_bounds(today - timedelta(days=6), patient.timezone)
         if _sent(patient, kinds, day_start, day_end) >= current.non_urgent_daily_cap:
             return f"at most {current.non_urgent_daily_cap} non-urgent message(s) a day"

@@ -19,6 +19,7 @@ from portal.models.enums import (
     AppointmentSource,
     AppointmentStatus,
     OfferStatus,
+    ReminderStatus,
     SlotStatus,
     TimezoneSource,
     WaitlistStatus,
@@ -178,6 +179,12 @@ class SlotOut(BaseModel):
     appointment_id: int | None
 
 
+class ReminderOut(BaseModel):
+    due_at: datetime
+    #: `scheduled` (still to go) or `sent`; cancelled and skipped ones are left out.
+    status: ReminderStatus
+
+
 class AppointmentOut(BaseModel):
     id: int
     slot_id: int
@@ -189,6 +196,8 @@ class AppointmentOut(BaseModel):
     checked_in_at: datetime | None
     cancelled_at: datetime | None
     cancellation_fee_cents: int | None
+    #: The appointment's reminders, in the order they go.
+    reminders: list[ReminderOut]
 
 
 class OfferOut(BaseModel):
