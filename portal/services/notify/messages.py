@@ -47,7 +47,8 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-def _slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
+def slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
+    """What templates say about a slot, in the patient's zone (and the clinic's)."""
     shown = slot_view(slot, patient_tz)
     return {
         "slot": slot,
@@ -70,7 +71,7 @@ def message_context(notification: Notification) -> dict[str, Any]:
         ctx["expires"] = when(offer.window_expires_at, patient.timezone, "short")
     if notification.appointment_id:
         appointment = db.session.get(Appointment, notification.appointment_id)
-        ctx |= _slot_context(appointment.slot, patient.timezone)
+        ctx |= slot_context(appointment.slot, patient.timezone)
         ctx["appointment"] = appointment
         ctx["appointment_link"] = appointment_url(
             appointment.id, patient.id, appointment.slot.start_at
@@ -138,22 +139,23 @@ def _email_attachments(notification: Notification, ctx: dict[str, Any]) -> list[
     ]
 
 
-def reply_context(patient: Patient, offer: Offer | None = None) -> dict[str, Any]:
-    """What the reply templates (texts and call prompts) may use."""
+def reply_context(patient: Patient | None, offer: Offer | None = None) -> dict[str, Any]:
+    """What the reply templates (texts and call prompts) may use (no patient: a stranger)."""
     ctx: dict[str, Any] = {
         "practice": current_app.config["PRACTICE_NAME"],
-        "first_name": patient.first_name,
+        "first_name": patient.first_name if patient is not None else "there",
         "offer": offer,
-        "still_waitlisted": still_waitlisted(
-            patient.id, offer.waitlist_entry_id if offer is not None else None
-        ),
+        "still_waitlisted": patient is not None
+        and still_waitlisted(patient.id, offer.waitlist_entry_id if offer is not None else None),
     }
     if offer is not None:
-        ctx |= _slot_context(offer.slot, patient.timezone)
+        ctx |= slot_context(offer.slot, patient.timezone)
         ctx["offer_link"] = offer_url(offer.id, patient.id, offer.slot.start_at)
     return ctx
 
 
-def render_reply(template: str, patient: Patient, offer: Offer | None = None, **extra: Any) -> str:
+def render_reply(
+    template: str, patient: Patient | None, offer: Offer | None = None, **extra: Any
+) -> str:
     """Render a short reply (``sms/…`` or ``voice/…``) for ``patient``."""
     return render_template(template, **reply_context(patient, offer), **extra).strip()
