@@ -104,6 +104,22 @@ class AppointmentIn(_Body):
     patient_id: Id
 
 
+class RescheduleIn(_Body):
+    slot_id: Id = Field(description="an open slot of the same service")
+    accept_fee_cents: Annotated[int, Field(ge=0, le=10_000_000)] | None = Field(
+        None,
+        description="the late-change fee the caller accepts, when moving costs one"
+        " (else 409 `reschedule_fee_required` with `fee_cents`)",
+    )
+
+
+class PatientPatch(_Body):
+    timezone: ZoneName | None = Field(
+        description="IANA zone chosen explicitly; null detects it again (from the phone,"
+        " else the home location)"
+    )
+
+
 class ReleaseIn(_Body):
     #: Told to the patient whose booking is cancelled (optional).
     reason: text(200) | None = None
