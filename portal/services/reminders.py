@@ -230,6 +230,18 @@ def reminders_for(appointment_id: int) -> list[Reminder]:
     )
 
 
+def reminders_by_appointment(patient_id: int) -> dict[int, list[Reminder]]:
+    """A patient's reminders by appointment id (staff see when each goes or why not)."""
+    found: dict[int, list[Reminder]] = {}
+    for reminder in db.session.scalars(
+        sa.select(Reminder)
+        .where(Reminder.patient_id == patient_id)
+        .order_by(Reminder.due_at, Reminder.id)
+    ):
+        found.setdefault(reminder.appointment_id, []).append(reminder)
+    return found
+
+
 def due_reminder_ids(now: datetime, limit: int = 500) -> list[int]:
     """Scheduled reminders whose time has come (for the sweep)."""
     return list(
