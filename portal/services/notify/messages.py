@@ -124,7 +124,10 @@ def render_message(notification: Notification, channel: Channel) -> Message:
 
 
 def _email_attachments(notification: Notification, ctx: dict[str, Any]) -> list[Attachment]:
-    """The appointment's calendar file for purposes that confirm a booking."""
+    """The appointment's calendar file for purposes that confirm (or move) a booking.
+
+    A move is a confirmation with ``moved_from``: the same UID with a higher SEQUENCE,
+    so the patient's calendar updates its entry."""
     appointment = ctx.get("appointment")
     if notification.purpose not in CALENDAR_PURPOSES or appointment is None:
         return []
