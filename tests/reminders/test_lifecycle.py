@@ -26,9 +26,9 @@ from portal.models.enums import (
     ReminderStatus,
 )
 from portal.services import booking
-from portal.services.release import release_slot
 from portal.services.audit import SYSTEM, Actor
 from portal.services.notify.messages import render_message
+from portal.services.release import release_slot
 from portal.services.reminders import reminders_for, send_reminder
 from portal.services.reschedule import reschedule_appointment
 from portal.services.settings import set_setting
