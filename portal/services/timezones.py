@@ -107,3 +107,26 @@ def local_to_utc(wall: datetime, tz_name: str, *, fold: int | None = None) -> da
             },
         )
     return (first if fold == 0 else second).astimezone(UTC)
+
+
+def refuse_skipped_wall_time(given: datetime, tz_name: str) -> None:
+    """Refuse a time written as a wall-clock time the clinic's zone skips that day.
+
+    "2027-03-14T02:30:00-05:00" for a New York clinic is a real instant (03:30 EDT),
+    but it reads as 02:30 with the offset of the morning before the change: 02:30 never
+    happens there that day, so the sender almost surely meant something else. A time
+    in UTC, or in the clinic's own offset at that instant, is taken as it is.
+    """
+    offset = given.utcoffset()
+    if offset is None or offset == timedelta(0):
+        return
+    if given.astimezone(zone(tz_name)).utcoffset() == offset:
+        return
+    try:
+        local_to_utc(given.replace(tzinfo=None), tz_name, fold=0)
+    except NonexistentLocalTime as exc:
+        raise NonexistentLocalTime(
+            f"{given.isoformat()}: {exc.message} Send the time with the offset in force"
+            " then, or in UTC.",
+            details=exc.details,
+        ) from None

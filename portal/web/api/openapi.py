@@ -51,6 +51,8 @@ _DOMAIN_CODES = {
     "slot_too_far_ahead": "start_at is more than two years ahead",
     "invalid_slot_range": "end_at is not after start_at, or more than 12 hours later",
     "same_slot": "the appointment is already in that slot",
+    "nonexistent_local_time": "the time is written as a wall-clock time that the clinic's"
+    " zone skips that day (a DST change), with the offset of before the change",
     "service_mismatch": "the slot is for another service",
 }
 
@@ -176,6 +178,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             "slot_in_past",
             "slot_too_far_ahead",
             "invalid_slot_range",
+            "nonexistent_local_time",
         ),
     ),
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
