@@ -45,7 +45,17 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.web import api, health, ids, patient, public, staff, twilio, ui
+    from portal.web import (
+        api,
+        health,
+        ids,
+        patient,
+        patient_visit,  # noqa: F401 (adds its routes to patient.bp)
+        public,
+        staff,
+        twilio,
+        ui,
+    )
 
     ids.init_app(app)
     ui.init_app(app)

@@ -66,6 +66,10 @@ JOBS: dict[str, JobSpec] = {
         job_id=send_job_id,
     ),
     "dispatch_due": JobSpec("jobs.notify.dispatch_due", "notifications", timeout=120, every=30),
+    "send_reminder": JobSpec("jobs.reminders.send_reminder", "notifications", timeout=60),
+    "dispatch_reminders": JobSpec(
+        "jobs.reminders.dispatch_reminders", "notifications", timeout=120, every=60
+    ),
 }
 
 

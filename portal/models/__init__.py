@@ -11,6 +11,7 @@ from portal.models.messaging import (
     OutreachTask,
 )
 from portal.models.patients import Patient, PatientFlag, WaitlistEntry
+from portal.models.reminders import Reminder
 from portal.models.scheduling import (
     CancellationPolicy,
     Closure,
@@ -41,6 +42,7 @@ __all__ = [
     "Patient",
     "PatientFlag",
     "Practitioner",
+    "Reminder",
     "Service",
     "Setting",
     "Slot",

@@ -66,6 +66,13 @@ class FlagKind(StrEnum):
     INVALID_PHONE = "invalid_phone"
 
 
+class ReminderStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its due time
+    SENT = "sent"  # handed to the notification chain (see ``notification_id``)
+    CANCELLED = "cancelled"  # the appointment was cancelled, moved or replanned
+    SKIPPED = "skipped"  # not sent on purpose: pointless, superseded or over a cap (``note``)
+
+
 class Channel(StrEnum):
     SMS = "sms"
     EMAIL = "email"

@@ -65,8 +65,11 @@ def score_alternative(
     return alt
 
 
-def _bookable_by(patient: Patient, now: datetime) -> list[sa.ColumnElement[bool]]:
-    """Conditions on ``Slot`` for a slot ``patient`` could book now: open, ahead, clear."""
+def _bookable_by(
+    patient: Patient, now: datetime, ignoring_appointment_id: int | None = None
+) -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``Slot`` for a slot ``patient`` could book now: open, ahead, clear
+    (of the patient's other appointments but ``ignoring_appointment_id``, one being moved)."""
     in_closure = (
         sa.select(Closure.id)
         .where(
@@ -82,6 +85,7 @@ def _bookable_by(patient: Patient, now: datetime) -> list[sa.ColumnElement[bool]
         .join(booked, booked.id == Appointment.slot_id)
         .where(
             Appointment.patient_id == patient.id,
+            Appointment.id != (ignoring_appointment_id or 0),
             Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
             booked.start_at < Slot.end_at,
             booked.end_at > Slot.start_at,
@@ -98,22 +102,25 @@ def find_alternatives(
     *,
     now: datetime | None = None,
     limit: int | None = None,
+    horizon: timedelta | None = None,
+    ignoring_appointment_id: int | None = None,
 ) -> list[Alternative]:
-    """Return up to ``limit`` open slots of the same service, best first."""
+    """Return up to ``limit`` open slots of the same service, best first (within
+    ``horizon``, by default the ``alternatives_horizon_hours`` setting)."""
     now = now or now_utc()
     limit = limit or settings().alternatives_limit
-    horizon = now + timedelta(hours=settings().alternatives_horizon_hours)
+    horizon_end = now + (horizon or timedelta(hours=settings().alternatives_horizon_hours))
     slots = db.session.scalars(
         sa.select(Slot)
         .where(
             Slot.service_id == original.service_id,
             Slot.location_id == original.location_id,
             Slot.id != original.id,
-            Slot.start_at <= horizon,
-            *_bookable_by(patient, now),
+            Slot.start_at <= horizon_end,
+            *_bookable_by(patient, now, ignoring_appointment_id),
         )
         .order_by(Slot.start_at)
-        .limit(50)
+        .limit(max(50, limit))
     ).all()
     weights = settings().alternative_weights
     scored = [score_alternative(s, original, entry, patient.timezone, weights) for s in slots]

@@ -12,6 +12,7 @@ from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, AppointmentStatus
 from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.errors import Conflict
 from portal.services.notify import queue_notification
+from portal.services.reminders import cancel_reminders
 
 CHECKABLE = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 
@@ -52,7 +53,8 @@ def cancel_appointment(
     """Cancel the appointment and tell the patient (with ``reason`` when staff gave one).
 
     The patient's calendar entry is superseded: ``calendar_sequence`` goes up and the
-    message carries a ``METHOD:CANCEL`` event. The caller holds the slot's row lock and
+    message carries a ``METHOD:CANCEL`` event. Its reminders still waiting are cancelled
+    (every cancellation path comes through here). The caller holds the slot's row lock and
     decides what becomes of the slot.
     """
     now = now or now_utc()
@@ -64,6 +66,7 @@ def cancel_appointment(
     record(
         actor, Action.APPOINTMENT_CANCELLED, appointment, before=before, after={"reason": reason}
     )
+    cancel_reminders(appointment, now, "the appointment was cancelled", actor=actor)
     queue_notification(
         appointment.patient,
         Purpose.CANCELLATION,
@@ -73,3 +76,33 @@ def cancel_appointment(
         now=now,
     )
     return appointment
+
+
+def confirm_appointment(
+    appointment: Appointment, actor: Actor, now: datetime | None = None
+) -> bool:
+    """Mark the appointment confirmed by the patient; False when it already was.
+
+    Only a booked (or already confirmed) appointment can be confirmed; anything else
+    (cancelled, past, checked in) is refused with ``not_confirmable``.
+    """
+    now = now or now_utc()
+    if appointment.status == AppointmentStatus.CONFIRMED:
+        return False
+    if appointment.status != AppointmentStatus.BOOKED:
+        raise Conflict(
+            f"An appointment that is {appointment.status.value} cannot be confirmed.",
+            code="not_confirmable",
+        )
+    if appointment.slot.start_at <= now:
+        raise Conflict("This appointment has already begun.", code="not_confirmable")
+    appointment.status = AppointmentStatus.CONFIRMED
+    appointment.confirmed_at = now
+    record(
+        actor,
+        Action.APPOINTMENT_CONFIRMED,
+        appointment,
+        before={"status": AppointmentStatus.BOOKED},
+        after={"status": AppointmentStatus.CONFIRMED},
+    )
+    return True

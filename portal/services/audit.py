@@ -21,10 +21,13 @@ class Action(StrEnum):
 
     APPOINTMENT_CANCELLED = "appointment.cancelled"
     APPOINTMENT_CHECKED_IN = "appointment.checked_in"
+    APPOINTMENT_CONFIRMED = "appointment.confirmed"
     APPOINTMENT_CREATED = "appointment.created"
     APPOINTMENT_OVERLAP_ALLOWED = "appointment.overlap_allowed"
+    APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
 
     CHARGE_COLLECTED = "charge.collected"
+    CHARGE_OWED = "charge.owed"
 
     NOTIFICATION_CANCELLED = "notification.cancelled"
     NOTIFICATION_DELIVERED = "notification.delivered"
@@ -40,6 +43,12 @@ class Action(StrEnum):
     PATIENT_FLAGGED = "patient.flagged"
     PATIENT_PHONE_REJECTED = "patient.phone_rejected"
     PATIENT_SMS_OPT_OUT = "patient.sms_opt_out"
+    PATIENT_TIMEZONE_CHANGED = "patient.timezone_changed"
+
+    REMINDER_DROPPED = "reminder.dropped"
+    REMINDER_SENT = "reminder.sent"
+    REMINDERS_CANCELLED = "appointment.reminders_cancelled"
+    REMINDERS_PLANNED = "appointment.reminders_planned"
 
     SLOT_BOOKED = "slot.booked"
     SLOT_CREATED = "slot.created"

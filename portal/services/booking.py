@@ -21,6 +21,7 @@ from portal.db import db, now_utc
 from portal.models import Appointment, Charge, Offer, Patient, Slot, WaitlistEntry
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
+    ActorType,
     AppointmentSource,
     AppointmentStatus,
     OfferStatus,
@@ -33,6 +34,7 @@ from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
+from portal.services.reminders import plan_reminders
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +114,13 @@ def book_slot(
     offer: Offer | None = None,
     from_status: SlotStatus = SlotStatus.OPEN,
     overlap_reason: str | None = None,
+    moving: Appointment | None = None,
 ) -> Appointment:
     """Book ``slot_id`` for ``patient`` or raise a ``Conflict`` (the caller rolls back).
+
+    ``moving``: an existing appointment of the patient's moves into the slot (a
+    reschedule) instead of a new one being made; the caller releases its old slot in
+    the same transaction (``services.reschedule``).
 
     Locks, always in this order: the slot row (the conditional update every loser
     queues on), the patient row (so one patient's bookings are made one at a time and
@@ -136,9 +143,11 @@ def book_slot(
     if offer is not None:  # an answered or closed offer says so before any clash does
         _check_entry_active(offer.waitlist_entry_id)
         _mark_accepted(offer, now, within_window=from_status == SlotStatus.OPEN)
-    clash = clashing_appointment(patient.id, slot)
+    clash = clashing_appointment(patient.id, slot, ignoring=moving.id if moving else None)
     if clash is not None and not (overlap_reason and actor.staff_id):
         raise PatientBusy(clash)
+    if moving is not None:
+        return _move_into(moving, slot, patient, actor, now)
     appointment = Appointment(
         slot_id=slot_id,
         patient_id=patient.id,
@@ -184,6 +193,47 @@ def book_slot(
         appointment_id=appointment.id,
         context={"withdrawn_offers": len(own)} if own else None,
     )
+    plan_reminders(appointment, now, confirmation_sent=True, actor=actor)
+    return appointment
+
+
+def _move_into(
+    appointment: Appointment, slot: Slot, patient: Patient, actor: Actor, now: datetime
+) -> Appointment:
+    """Move ``appointment`` into the freshly booked ``slot`` (the rest of ``book_slot``).
+
+    The calendar entry keeps its UID and goes up a SEQUENCE; the patient is told with
+    an updated calendar file; reminders are replanned for the new time. A move the
+    patient makes counts as their confirmation of the new time.
+    """
+    before = {"slot_id": appointment.slot_id, "start_at": appointment.slot.start_at}
+    appointment.slot = slot
+    appointment.calendar_sequence += 1
+    if actor.type == ActorType.PATIENT:
+        appointment.status = AppointmentStatus.CONFIRMED
+        appointment.confirmed_at = now
+    db.session.flush()
+    record(
+        actor, Action.SLOT_BOOKED, slot, after={"status": "booked", "appointment": appointment.id}
+    )
+    record(
+        actor,
+        Action.APPOINTMENT_RESCHEDULED,
+        appointment,
+        before=before,
+        after={"slot_id": slot.id, "start_at": slot.start_at, "status": appointment.status},
+    )
+    closed_entries = close_waitlist_entries(patient.id, slot.service_id, actor, now)
+    withdraw_pending_offers(slot, actor, now, booked_by=(patient.id, closed_entries))
+    queue_notification(
+        patient,
+        Purpose.CONFIRMATION,
+        f"moved:{appointment.id}:{appointment.calendar_sequence}",
+        appointment_id=appointment.id,
+        context={"moved_from": before["start_at"].isoformat()},
+        now=now,
+    )
+    plan_reminders(appointment, now, confirmation_sent=True, actor=actor)
     return appointment
 
 
@@ -198,8 +248,11 @@ def _lock_patient(patient_id: int) -> None:
     )
 
 
-def clashing_appointment(patient_id: int, slot: Slot) -> Appointment | None:
-    """Return an active appointment of the patient's that overlaps ``slot``, if any."""
+def clashing_appointment(
+    patient_id: int, slot: Slot, *, ignoring: int | None = None
+) -> Appointment | None:
+    """Return an active appointment of the patient's that overlaps ``slot``, if any
+    (``ignoring`` one: the appointment being moved cannot clash with itself)."""
     return db.session.scalars(
         sa.select(Appointment)
         .join(Slot, Slot.id == Appointment.slot_id)
@@ -207,6 +260,7 @@ def clashing_appointment(patient_id: int, slot: Slot) -> Appointment | None:
             Appointment.patient_id == patient_id,
             Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
             Slot.id != slot.id,
+            Appointment.id != (ignoring or 0),
             Slot.start_at < slot.end_at,
             Slot.end_at > slot.start_at,
         )

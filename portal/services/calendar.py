@@ -9,11 +9,11 @@ never the patient: calendars get shared.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
 from flask import current_app
-from icalendar import Calendar, Event
+from icalendar import Alarm, Calendar, Event
 
 from portal.models import Appointment
 from portal.models.enums import AppointmentStatus
@@ -27,6 +27,8 @@ OUTLOOK_URL = "https://outlook.live.com/calendar/0/action/compose"
 ICS_FILENAME = "appointment.ics"
 ICS_CONTENT_TYPE = "text/calendar; charset=utf-8"
 _FALLBACK_HOST = "waitlist.portal"
+#: The event's alarm goes off this long before the visit.
+ALARM_BEFORE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ def appointment_ics(appointment: Appointment) -> bytes:
     """Return the appointment as an iCalendar file: one VEVENT, ``METHOD:CANCEL`` once cancelled.
 
     The UID never changes and ``SEQUENCE`` is the appointment's ``calendar_sequence``,
-    bumped on every change, so a calendar replaces its copy rather than adding one.
+    bumped on every change (a move, a cancellation), so a calendar replaces its copy
+    rather than adding one. A live visit carries a 1-hour display alarm.
     """
     start, end = _local_span(appointment)
     text = event_text(appointment)
@@ -90,12 +93,19 @@ def appointment_ics(appointment: Appointment) -> bytes:
         status="CANCELLED" if cancelled else "CONFIRMED",
         sequence=appointment.calendar_sequence,
     )
+    if not cancelled:
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", text.title)
+        alarm.add("trigger", -ALARM_BEFORE)
+        event.add_component(alarm)
     method = "CANCEL" if cancelled else "PUBLISH"
     calendar = Calendar.new(prodid=PRODID, method=method, subcomponents=[event])
-    # A day either side keeps the observance in effect before the visit (and any DST
-    # change on the day) without the default 1970-2038 span.
+    # The whole year of the visit (and the day after, for a visit on New Year's Eve):
+    # calendar apps cache a VTIMEZONE by its TZID, so one that covers only the visit's
+    # day would misplace later events in the same zone. Not the default 1970-2038 span.
     calendar.add_missing_timezones(
-        first_date=start.date() - timedelta(days=1), last_date=end.date() + timedelta(days=1)
+        first_date=date(start.year, 1, 1), last_date=date(end.year, 12, 31) + timedelta(days=1)
     )
     return calendar.to_ical()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -13,6 +14,7 @@ from portal.services import audit
 from portal.services.audit import Action, Actor
 from portal.services.errors import DomainError
 from portal.services.phones import known_zones, parse_phone, timezone_for_phone
+from portal.services.reminders import replan_for_patient
 
 #: Used only when the practice has no location at all yet.
 FALLBACK_TIMEZONE = "UTC"
@@ -112,4 +114,29 @@ def create_patient(
             "home_location_id": patient.home_location_id,
         },
     )
+    return patient
+
+
+def set_timezone(
+    patient: Patient, timezone: str | None, *, actor: Actor, now: datetime | None = None
+) -> Patient:
+    """Set the patient's zone (an explicit choice), or with None detect it again.
+
+    Detected again means from the phone number when it names one zone, else the home
+    location's. Reminders of upcoming visits are replanned for the new zone.
+    """
+    before = {"timezone": patient.timezone, "timezone_source": patient.timezone_source}
+    zone, source = resolve_timezone(timezone, patient.phone_e164, patient.home_location)
+    if (zone, source) == (patient.timezone, patient.timezone_source):
+        return patient
+    patient.timezone, patient.timezone_source = zone, source
+    audit.record(
+        actor,
+        Action.PATIENT_TIMEZONE_CHANGED,
+        patient,
+        before=before,
+        after={"timezone": zone, "timezone_source": source},
+    )
+    if zone != before["timezone"]:
+        replan_for_patient(patient, actor, now)
     return patient

@@ -8,6 +8,7 @@ from zoneinfo import available_timezones
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
+from phonenumbers import geocoder as phone_geocoder
 from phonenumbers import timezone as phone_timezone
 
 #: Longest input accepted as typed (the ``patient.phone_raw`` column).
@@ -78,6 +79,46 @@ def timezone_for_phone(e164: str | None) -> str | None:
     if len(zones) != 1 or zones[0] not in known_zones():
         return None
     return zones[0]
+
+
+#: US states (and DC, PR) by the names the area-code geocoder uses.
+US_STATES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
+    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA",
+    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA",
+    "Kansas": "KS", "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD",
+    "Massachusetts": "MA", "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS",
+    "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH",
+    "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY", "North Carolina": "NC",
+    "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA",
+    "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN",
+    "Texas": "TX", "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA",
+    "Washington State": "WA", "Washington D.C.": "DC", "West Virginia": "WV",
+    "Wisconsin": "WI", "Wyoming": "WY", "Puerto Rico": "PR",
+}  # fmt: skip
+_STATE_CODES = frozenset(US_STATES.values())
+
+
+@lru_cache(maxsize=4096)
+def us_state_for_phone(e164: str | None) -> str | None:
+    """Return the US state a number's area code belongs to ("FL"), else None.
+
+    State texting laws presume the recipient lives where the area code is, so the
+    stricter quiet hours some states set follow the number, not the clinic.
+    """
+    if not e164 or not e164.startswith("+1"):
+        return None
+    try:
+        number = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return None
+    if phonenumbers.region_code_for_number(number) != "US":
+        return None
+    place = phone_geocoder.description_for_number(number, "en")  # "Florida", "Miami, FL"
+    if place in US_STATES:
+        return US_STATES[place]
+    suffix = place.rpartition(", ")[2]
+    return suffix if suffix in _STATE_CODES else None
 
 
 def mask_phone(e164: str | None) -> str:

@@ -160,3 +160,49 @@ def slot_view(slot: Slot, patient_zone: str) -> SlotView:
         practice_when=practice_when,
         duration=duration(int((slot.end_at - start).total_seconds() // 60)),
     )
+
+
+#: Zones offered first in "Not your time zone?" (the rest follow, alphabetically).
+COMMON_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+    "America/Toronto",
+    "America/Mexico_City",
+    "Europe/London",
+    "Europe/Paris",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
+_PLACE_AREAS = (
+    "Africa/",
+    "America/",
+    "Asia/",
+    "Atlantic/",
+    "Australia/",
+    "Europe/",
+    "Indian/",
+    "Pacific/",
+)
+
+
+def zone_label(name: str, at: datetime) -> str:
+    """A zone as people pick it: "Los Angeles · PST (UTC-08:00)" (its name at ``at``)."""
+    shown = local(at, name)
+    place, abbrev = name.rsplit("/", 1)[-1].replace("_", " "), shown.format("ZZZ")
+    offset = f"UTC{shown.format('ZZ')}"
+    return f"{place} ({offset})" if abbrev[:1] in "+-" else f"{place} · {abbrev} ({offset})"
+
+
+def zone_choices(at: datetime, *also: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The zones to offer: (common ones plus ``also``, every other place), as (name, label)."""
+    from portal.services.phones import known_zones
+
+    first = list(dict.fromkeys([*also, *COMMON_ZONES]))
+    rest = sorted(z for z in known_zones() if z.startswith(_PLACE_AREAS) and z not in first)
+    return [(z, zone_label(z, at)) for z in first], [(z, zone_label(z, at)) for z in rest]

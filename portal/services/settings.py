@@ -65,6 +65,39 @@ class Settings:
     #: Manual outreach raised when every channel failed: minutes until it is due.
     outreach_deadline_minutes: int = 60
 
+    # --- messaging rules (services/notify/policy.py) ---------------------------------
+    #: Stricter quiet hours by the recipient's IANA zone or US state (from the phone's
+    #: area code, e.g. "FL"), same shape as ``quiet_hours``: {"FL": {"start": "20:00",
+    #: "end": "08:00"}}. An override can only add quiet time, never remove it.
+    quiet_hours_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Non-urgent messages (reminders, no-show notes, anything marketing-like) a patient
+    #: receives at most per local day and per 7 local days; offers and replies are exempt.
+    non_urgent_purposes: list[str] = field(default_factory=lambda: ["reminder", "no_show"])
+    non_urgent_daily_cap: int = 1
+    non_urgent_weekly_cap: int = 3
+
+    # --- reminders (services/reminders.py) -------------------------------------------
+    #: Hours before the visit, per service category ("default" for the rest). Whole days
+    #: (multiples of 24) keep the visit's wall-clock time on the patient's calendar
+    #: across a DST change; 3 days and 1 day before is the cadence with the lowest
+    #: missed-visit rate in a 54,066-patient RCT (AJMC 2018).
+    reminder_cadence_hours: dict[str, list[int]] = field(
+        default_factory=lambda: {"default": [72, 24]}
+    )
+    #: A reminder moved out of quiet hours goes this long before they begin, so a
+    #: briefly queued text still lands inside the allowed hours.
+    reminder_quiet_margin_minutes: int = 15
+    #: A reminder that could only arrive closer to the visit than this is pointless.
+    reminder_min_notice_minutes: int = 120
+
+    # --- reschedule (services/reschedule.py) -----------------------------------------
+    #: Moving an appointment at least the category's notice hours ahead costs nothing;
+    #: off, the cancellation policy's fee for leaving the old time applies.
+    reschedule_free_with_notice: bool = True
+    #: How far ahead, and how many, open times the reschedule page offers.
+    reschedule_horizon_days: int = 21
+    reschedule_choices: int = 8
+
 
 KEYS = frozenset(f.name for f in fields(Settings))
 

@@ -13,6 +13,7 @@ from portal.services import audit
 from portal.services.audit import Action, Actor
 from portal.services.errors import Conflict, DomainError
 from portal.services.filling import on_slot_opened
+from portal.services.timezones import refuse_skipped_wall_time
 
 #: Longer than any treatment: a guard against unit mistakes (hours given as minutes).
 MAX_SLOT_LENGTH = timedelta(hours=12)
@@ -52,6 +53,10 @@ def create_slot(
     """Open a new slot (end defaults to the service's duration) and start filling it."""
     now = now_utc()
     start = _aware_utc(start_at, "start_at")
+    tz_name = practitioner.location.timezone
+    refuse_skipped_wall_time(start_at, tz_name)
+    if end_at is not None and end_at.tzinfo is not None:
+        refuse_skipped_wall_time(end_at, tz_name)
     try:
         end = (
             _aware_utc(end_at, "end_at")

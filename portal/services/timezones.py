@@ -6,6 +6,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import arrow
+
+from portal.services.errors import DomainError
+
 
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
@@ -48,3 +52,81 @@ def within_windows(start: datetime, end: datetime, tz_name: str, windows: list[d
         if same_day and w_start <= local_start.time() and end_time <= w_end:
             return True
     return False
+
+
+def shift_local_days(instant: datetime, tz_name: str, days: int) -> datetime:
+    """The same wall-clock time ``days`` calendar days later in ``tz_name`` (as UTC).
+
+    Across a DST change the wall clock stays and the gap in hours changes. A time the
+    change skips is read forward (02:30 → 03:30 on a spring-forward day); a repeated one
+    is its first occurrence (the earlier instant).
+    """
+    return arrow.get(instant).to(tz_name).shift(days=days).to("UTC").datetime
+
+
+class NonexistentLocalTime(DomainError):
+    """A wall-clock time that a DST change skips in that zone."""
+
+    default_code = "nonexistent_local_time"
+
+
+class AmbiguousLocalTime(DomainError):
+    """A wall-clock time that happens twice in that zone (clocks went back)."""
+
+    default_code = "ambiguous_local_time"
+
+
+def local_to_utc(wall: datetime, tz_name: str, *, fold: int | None = None) -> datetime:
+    """Read a naive wall-clock time in ``tz_name`` as an instant, or refuse it clearly.
+
+    A time the zone skips (02:30 on a US spring-forward day) is refused, naming the gap
+    and the time it would be read as; a repeated one (01:30 on a fall-back day) is
+    refused unless ``fold`` picks the first (0) or second (1) occurrence.
+    """
+    tz = zone(tz_name)
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first.astimezone(UTC)
+    shown = f"{wall:%H:%M} on {wall:%a %b %-d, %Y} in {tz_name}"
+    exists = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+    if not exists:
+        forward = first.astimezone(UTC).astimezone(tz)
+        raise NonexistentLocalTime(
+            f"{shown} does not exist: the clocks jump forward from {first.tzname()} to"
+            f" {second.tzname()} over it. Did you mean"
+            f" {forward:%H:%M} {forward.tzname()}?",
+            details={"suggested": forward.isoformat()},
+        )
+    if fold is None:
+        raise AmbiguousLocalTime(
+            f"{shown} happens twice: first in {first.tzname()}, then in {second.tzname()}."
+            " Give the UTC offset to say which.",
+            details={
+                "first": first.isoformat(),
+                "second": second.isoformat(),
+            },
+        )
+    return (first if fold == 0 else second).astimezone(UTC)
+
+
+def refuse_skipped_wall_time(given: datetime, tz_name: str) -> None:
+    """Refuse a time written as a wall-clock time the clinic's zone skips that day.
+
+    "2027-03-14T02:30:00-05:00" for a New York clinic is a real instant (03:30 EDT),
+    but it reads as 02:30 with the offset of the morning before the change: 02:30 never
+    happens there that day, so the sender almost surely meant something else. A time
+    in UTC, or in the clinic's own offset at that instant, is taken as it is.
+    """
+    offset = given.utcoffset()
+    if offset is None or offset == timedelta(0):
+        return
+    if given.astimezone(zone(tz_name)).utcoffset() == offset:
+        return
+    try:
+        local_to_utc(given.replace(tzinfo=None), tz_name, fold=0)
+    except NonexistentLocalTime as exc:
+        raise NonexistentLocalTime(
+            f"{given.isoformat()}: {exc.message} Send the time with the offset in force"
+            " then, or in UTC.",
+            details=exc.details,
+        ) from None

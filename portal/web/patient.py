@@ -18,8 +18,8 @@ from flask.typing import ResponseReturnValue
 from portal.db import db, now_utc
 from portal.extensions import limiter
 from portal.models import Appointment, Offer, Patient, Slot
-from portal.models.enums import AppointmentSource, OfferStatus, SlotStatus
-from portal.services import booking, calendar, responses
+from portal.models.enums import AppointmentSource, AppointmentStatus, OfferStatus, SlotStatus
+from portal.services import booking, calendar, reschedule, responses
 from portal.services.alternatives import find_alternatives, is_alternative_for, still_bookable
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
@@ -53,13 +53,13 @@ def error_context(path: str) -> dict[str, Any]:
     area, _, rest = path.lstrip("/").partition("/")
     token = rest.partition("/")[0]
     try:
-        row: Offer | Appointment = _load_appointment(token) if area == "a" else _load_offer(token)
+        row: Offer | Appointment = load_appointment(token) if area == "a" else load_offer(token)
     except LinkError:
         return views.page_context()
     return views.page_context(row.slot, row.patient)
 
 
-def _load_offer(token: str) -> Offer:
+def load_offer(token: str) -> Offer:
     claims = read_token(LinkPurpose.OFFER, token)
     offer = db.session.get(Offer, claims.entity_id)
     if offer is None or offer.patient_id != claims.patient_id:
@@ -77,19 +77,24 @@ def _to_offer(token: str) -> ResponseReturnValue:
 @bp.get("/o/<token>")
 def offer(token: str) -> ResponseReturnValue:
     """Show an offer, or what became of it."""
-    return _render_offer(_load_offer(token), token)
+    return _render_offer(load_offer(token), token)
 
 
 def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseReturnValue:
     state = offer_state(offer, now_utc())
     slot, patient = offer.slot, offer.patient
-    ctx = views.page_context(slot, patient) | {
-        "token": token,
-        "offer": offer,
-        "slot": views.slot_view(slot, patient.timezone),
-        "state": state,
-        "still_waitlisted": still_waitlisted(patient.id, offer.waitlist_entry_id),
-    }
+    ctx = (
+        views.page_context(slot, patient)
+        | views.zone_picker(patient, slot)
+        | {
+            "zone_action": url_for("patient.offer_timezone", token=token),
+            "token": token,
+            "offer": offer,
+            "slot": views.slot_view(slot, patient.timezone),
+            "state": state,
+            "still_waitlisted": still_waitlisted(patient.id, offer.waitlist_entry_id),
+        }
+    )
     if state in (OfferState.OPEN, OfferState.BUSY):
         window_left = int((offer.window_expires_at - now_utc()).total_seconds() // 60)
         return render_template(
@@ -151,7 +156,7 @@ def _render_taken(
 @limiter.limit(POST_LIMIT)
 def accept(token: str) -> ResponseReturnValue:
     """Accept an offer: booked (→ appointment), held for payment, or lost (→ alternatives)."""
-    offer = _load_offer(token)
+    offer = load_offer(token)
     offer_id, actor = offer.id, Actor.patient(offer.patient_id)
     try:
         outcome = commit_or_conflict(lambda: responses.accept_offer(offer_id, actor=actor))
@@ -179,7 +184,7 @@ def accept(token: str) -> ResponseReturnValue:
 @limiter.limit(POST_LIMIT)
 def decline(token: str) -> ResponseReturnValue:
     """Pass on an offer; the patient stays on the waitlist."""
-    offer = _load_offer(token)
+    offer = load_offer(token)
     offer_id, actor = offer.id, Actor.patient(offer.patient_id)
     with contextlib.suppress(DomainError):  # already answered or gone: the page says which
         commit_or_conflict(lambda: responses.decline_offer(offer_id, actor=actor))
@@ -190,7 +195,7 @@ def decline(token: str) -> ResponseReturnValue:
 @limiter.limit(POST_LIMIT)
 def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
     """Book one of the choices shown after the offer was lost or ended (see ``_render_taken``)."""
-    offer = _load_offer(token)
+    offer = load_offer(token)
     state = offer_state(offer, now_utc())
     if state not in CHOICE_STATES:
         return _to_offer(token)
@@ -232,7 +237,7 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
 # --- appointments ------------------------------------------------------------------
 
 
-def _load_appointment(token: str) -> Appointment:
+def load_appointment(token: str) -> Appointment:
     """Return the appointment a token names, or raise ``LinkError`` (404, or 410 if expired)."""
     claims = read_token(LinkPurpose.APPOINTMENT, token)
     appt = db.session.get(Appointment, claims.entity_id)
@@ -244,7 +249,7 @@ def _load_appointment(token: str) -> Appointment:
 @bp.get("/a/<token>")
 def appointment(token: str) -> ResponseReturnValue:
     """Show a booked appointment in the patient's time zone."""
-    appt = _load_appointment(token)
+    appt = load_appointment(token)
     return render_template(
         "patient/appointment.html",
         token=token,
@@ -252,6 +257,11 @@ def appointment(token: str) -> ResponseReturnValue:
         slot=views.slot_view(appt.slot, appt.patient.timezone),
         google_calendar_url=calendar.google_calendar_url(appt),
         outlook_calendar_url=calendar.outlook_calendar_url(appt),
+        reminders=views.upcoming_reminders(appt),
+        can_confirm=appt.status == AppointmentStatus.BOOKED and appt.slot.start_at > now_utc(),
+        can_move=appt.status in reschedule.MOVABLE and appt.slot.start_at > now_utc(),
+        zone_action=url_for("patient.appointment_timezone", token=token),
+        **views.zone_picker(appt.patient, appt.slot),
         **views.page_context(appt.slot, appt.patient),
     )
 
@@ -259,7 +269,7 @@ def appointment(token: str) -> ResponseReturnValue:
 @bp.get("/a/<token>/calendar.ics", endpoint="calendar")
 def calendar_file(token: str) -> ResponseReturnValue:
     """Download the appointment as an iCalendar file (GET only reads)."""
-    appt = _load_appointment(token)
+    appt = load_appointment(token)
     return Response(
         calendar.appointment_ics(appt),
         content_type=calendar.ICS_CONTENT_TYPE,

@@ -11,17 +11,19 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, url_for
 
-from portal.db import db
+from portal.db import db, now_utc
 from portal.models import Appointment, Charge, Location, Offer, Patient, Slot
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
     ChargeStatus,
+    ReminderStatus,
 )
 from portal.services.alternatives import Alternative
 from portal.services.holds import payment_required
 from portal.services.links import appointment_token
 from portal.services.phones import display_phone
-from portal.services.presentation import SlotView, slot_view
+from portal.services.presentation import SlotView, slot_view, when, zone_choices, zone_label
+from portal.services.reminders import reminders_for
 
 #: How long an appointment link stays readable after the slot (as ``links.appointment_url``).
 
@@ -116,3 +118,24 @@ def page_context(slot: Slot | None = None, patient: Patient | None = None) -> di
         "location_phone_tel": phone or None,
         "first_name": patient.first_name if patient else None,
     }
+
+
+def zone_picker(patient: Patient, slot: Slot) -> dict[str, Any]:
+    """What "Not your time zone?" shows: the zone in use and the zones to pick from."""
+    now = now_utc()
+    common, others = zone_choices(now, patient.timezone, slot.location.timezone)
+    return {
+        "zone_now": zone_label(patient.timezone, now),
+        "zone_current": patient.timezone,
+        "zone_common": common,
+        "zone_others": others,
+    }
+
+
+def upcoming_reminders(appointment: Appointment) -> list[str]:
+    """When the appointment's reminders will go, as the patient reads it."""
+    return [
+        when(r.due_at, appointment.patient.timezone)
+        for r in reminders_for(appointment.id)
+        if r.status == ReminderStatus.SCHEDULED
+    ]

@@ -29,6 +29,9 @@ class ApiClient:
     def post(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> TestResponse:
         return self.client.post(path, headers=self._headers(headers), **kw)
 
+    def patch(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> TestResponse:
+        return self.client.patch(path, headers=self._headers(headers), **kw)
+
 
 @pytest.fixture
 def token(app: Any) -> str:

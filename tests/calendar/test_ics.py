@@ -84,10 +84,12 @@ def test_a_dst_change_on_the_day_keeps_the_wall_clock(dst_visit: Visit) -> None:
     assert clocks_forward == datetime(2027, 3, 14, 3, 0)
 
 
-def test_the_vtimezone_is_bounded_to_the_visit(dst_visit: Visit) -> None:
+def test_the_vtimezone_covers_the_visits_year_and_no_more(dst_visit: Visit) -> None:
     calendar, _ = _parse(appointment_ics(dst_visit.appointment))
     starts = [sub.DTSTART.date() for sub in calendar.timezones[0].subcomponents]
-    assert starts and all(date(2027, 3, 13) <= d <= date(2027, 3, 15) for d in starts)
+    assert starts and all(date(2027, 1, 1) <= d <= date(2028, 1, 1) for d in starts)
+    # Both 2027 changes are in it (a calendar caching the zone by TZID reads July right).
+    assert {date(2027, 3, 14), date(2027, 11, 7)} <= set(starts)
 
 
 def test_a_cancelled_appointment_is_published_as_cancelled(la_visit: Visit) -> None:

@@ -73,6 +73,8 @@ def test_every_id_route_answers_404_to_a_bad_id(
         url = _url_with(rule, bad)
         if "POST" in rule.methods:
             response = signed_in.post(url, data={"csrf_token": token}, headers=headers)
+        elif "PATCH" in rule.methods:
+            response = signed_in.patch(url, json={}, headers=headers)
         else:
             response = signed_in.get(url, headers=headers)
         assert response.status_code == 404, f"{rule.rule} {bad}: {response.status_code}"

@@ -21,7 +21,7 @@ from portal.db import db, now_utc
 from portal.models import Notification, NotificationAttempt, Patient
 from portal.models.enums import AttemptStatus, NotificationStatus, Purpose
 from portal.services.notify.chain import plan_next
-from portal.services.notify.policy import CHAIN, daily_cap, over_daily_cap
+from portal.services.notify.policy import CHAIN, cap_reason
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,13 @@ def queue_notification(
 ) -> Notification | None:
     """Write a notification and its first attempt; None if this event was already queued.
 
-    A patient over the day's cap for ``purpose`` gets no message: the notification is
-    kept, cancelled, with a skipped attempt saying why (never silently dropped).
+    A patient over a frequency cap for ``purpose`` (``policy.cap_reason``) gets no
+    message: the notification is kept, cancelled, with a skipped attempt saying why
+    (never silently dropped).
     """
     now = now or now_utc()
-    capped = over_daily_cap(patient, purpose, now)
+    reason = cap_reason(patient, purpose, now)
+    capped = reason is not None
     notification_id = db.session.scalar(
         insert(Notification)
         .values(
@@ -65,8 +67,7 @@ def queue_notification(
     if notification_id is None:
         return None
     notification = db.session.get(Notification, notification_id)
-    if capped:
-        reason = f"daily limit of {daily_cap(purpose)} {purpose.value} messages reached"
+    if reason is not None:
         db.session.add(
             NotificationAttempt(
                 notification_id=notification_id,

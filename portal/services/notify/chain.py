@@ -19,12 +19,14 @@ import sqlalchemy as sa
 
 from portal.db import db
 from portal.models import (
+    Appointment,
     Notification,
     NotificationAttempt,
     Offer,
 )
 from portal.models.enums import (
     FINAL_ATTEMPT_STATUSES,
+    AppointmentStatus,
     AttemptStatus,
     Channel,
     NotificationStatus,
@@ -39,6 +41,7 @@ from portal.services.notify.policy import (
     INVALID_PHONE,
     QUIET_SKIP_REASON,
     channels_after,
+    patient_region,
     quiet_hours,
     unusable_reason,
 )
@@ -53,7 +56,10 @@ LIVE_STATUSES = frozenset(
 
 
 def still_relevant(notification: Notification, now: datetime) -> bool:
-    """An offer message is pointless once the offer cannot be answered any more."""
+    """An offer message is pointless once the offer cannot be answered any more; a
+    reminder once its visit was cancelled, moved or has begun."""
+    if notification.purpose == Purpose.REMINDER and notification.appointment_id:
+        return reminder_still_relevant(notification, now)
     if notification.purpose == Purpose.OFFER and notification.offer_id:
         offer = db.session.get(Offer, notification.offer_id)
         return (
@@ -62,6 +68,18 @@ def still_relevant(notification: Notification, now: datetime) -> bool:
             and offer.window_expires_at > now
         )
     return True
+
+
+def reminder_still_relevant(notification: Notification, now: datetime) -> bool:
+    """A reminder is stale once its visit is no longer booked for the time it names."""
+    appointment = db.session.get(Appointment, notification.appointment_id)
+    planned_for = notification.context.get("slot_start_at")
+    return (
+        appointment is not None
+        and appointment.status in (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
+        and appointment.slot.start_at > now
+        and (planned_for is None or planned_for == appointment.slot.start_at.isoformat())
+    )
 
 
 def plan_next(
@@ -92,7 +110,9 @@ def plan_next(
                     patient, "No valid phone number: texts and calls are skipped."
                 )
             continue
-        quiet = quiet_hours(channel, notification.purpose, patient.timezone, now)
+        quiet = quiet_hours(
+            channel, notification.purpose, patient.timezone, now, region=patient_region(patient)
+        )
         if quiet is not None and quiet.skip:
             _add(notification, channel, now, skipped=QUIET_SKIP_REASON)
             continue

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, render_template
 
 from portal.db import db
 from portal.models import Appointment, Notification, Offer, Patient, Slot
-from portal.models.enums import Channel, Purpose
+from portal.models.enums import AppointmentStatus, Channel, Purpose
 from portal.services.calendar import ICS_FILENAME, appointment_ics
 from portal.services.links import appointment_url, offer_url
 from portal.services.phones import display_phone
@@ -46,7 +47,8 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-def _slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
+def slot_context(slot: Slot, patient_tz: str) -> dict[str, Any]:
+    """What templates say about a slot, in the patient's zone (and the clinic's)."""
     shown = slot_view(slot, patient_tz)
     return {
         "slot": slot,
@@ -69,11 +71,17 @@ def message_context(notification: Notification) -> dict[str, Any]:
         ctx["expires"] = when(offer.window_expires_at, patient.timezone, "short")
     if notification.appointment_id:
         appointment = db.session.get(Appointment, notification.appointment_id)
-        ctx |= _slot_context(appointment.slot, patient.timezone)
+        ctx |= slot_context(appointment.slot, patient.timezone)
         ctx["appointment"] = appointment
         ctx["appointment_link"] = appointment_url(
             appointment.id, patient.id, appointment.slot.start_at
         )
+        ctx["asks_confirmation"] = appointment.status == AppointmentStatus.BOOKED
+        moved_from = notification.context.get("moved_from")
+        if moved_from:
+            earlier = datetime.fromisoformat(moved_from)
+            ctx["moved_from"] = when(earlier, patient.timezone)
+            ctx["moved_from_short"] = when(earlier, patient.timezone, "short")
     return ctx
 
 
@@ -116,7 +124,10 @@ def render_message(notification: Notification, channel: Channel) -> Message:
 
 
 def _email_attachments(notification: Notification, ctx: dict[str, Any]) -> list[Attachment]:
-    """The appointment's calendar file for purposes that confirm a booking."""
+    """The appointment's calendar file for purposes that confirm (or move) a booking.
+
+    A move is a confirmation with ``moved_from``: the same UID with a higher SEQUENCE,
+    so the patient's calendar updates its entry."""
     appointment = ctx.get("appointment")
     if notification.purpose not in CALENDAR_PURPOSES or appointment is None:
         return []
@@ -131,22 +142,23 @@ def _email_attachments(notification: Notification, ctx: dict[str, Any]) -> list[
     ]
 
 
-def reply_context(patient: Patient, offer: Offer | None = None) -> dict[str, Any]:
-    """What the reply templates (texts and call prompts) may use."""
+def reply_context(patient: Patient | None, offer: Offer | None = None) -> dict[str, Any]:
+    """What the reply templates (texts and call prompts) may use (no patient: a stranger)."""
     ctx: dict[str, Any] = {
         "practice": current_app.config["PRACTICE_NAME"],
-        "first_name": patient.first_name,
+        "first_name": patient.first_name if patient is not None else "there",
         "offer": offer,
-        "still_waitlisted": still_waitlisted(
-            patient.id, offer.waitlist_entry_id if offer is not None else None
-        ),
+        "still_waitlisted": patient is not None
+        and still_waitlisted(patient.id, offer.waitlist_entry_id if offer is not None else None),
     }
     if offer is not None:
-        ctx |= _slot_context(offer.slot, patient.timezone)
+        ctx |= slot_context(offer.slot, patient.timezone)
         ctx["offer_link"] = offer_url(offer.id, patient.id, offer.slot.start_at)
     return ctx
 
 
-def render_reply(template: str, patient: Patient, offer: Offer | None = None, **extra: Any) -> str:
+def render_reply(
+    template: str, patient: Patient | None, offer: Offer | None = None, **extra: Any
+) -> str:
     """Render a short reply (``sms/…`` or ``voice/…``) for ``patient``."""
     return render_template(template, **reply_context(patient, offer), **extra).strip()

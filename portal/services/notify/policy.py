@@ -1,7 +1,11 @@
-"""The rules that decide whether and when a channel may carry a message.
+"""The messaging rules, in one place: whether and when a channel may carry a message.
 
-Pure reads: which channels can reach a patient at all, quiet hours in the patient's
-own zone, and the per-purpose daily cap. Nothing here writes.
+Pure reads: which channels can reach a patient at all (opted-out numbers get no texts
+or calls), quiet hours on the recipient's own clock (08:00-21:00 by default, stricter
+per zone or US state), the latest allowed moment before a planned send and the first
+one after it, and the frequency caps (non-urgent messages at most 1 a day and 3 a week
+per patient; offers and replies exempt). Inbound wording (STOP, HELP, …) is read in
+``services/replies/keywords.py``. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sqlalchemy as sa
 from portal.db import db
 from portal.models import Notification, Patient
 from portal.models.enums import Channel, NotificationStatus, Purpose
+from portal.services.phones import us_state_for_phone
 from portal.services.settings import settings
 from portal.services.timezones import local_day_bounds, parse_hhmm, to_local, zone
 
@@ -48,12 +53,37 @@ def channels_after(after: Channel | None) -> tuple[Channel, ...]:
     return CHAIN if after is None else CHAIN[CHAIN.index(after) + 1 :]
 
 
-def quiet_until(now: datetime, tz_name: str) -> datetime | None:
-    """Return when the quiet hours in ``tz_name`` end, or None if ``now`` is not in them."""
-    hours = settings().quiet_hours
-    start, end = parse_hhmm(hours["start"]), parse_hhmm(hours["end"])
-    if start == end:
+def quiet_window(tz_name: str, region: str | None = None) -> tuple[time, time] | None:
+    """The quiet hours (start, end) on the recipient's clock; None when there are none.
+
+    The practice's ``quiet_hours`` apply everywhere; an entry of ``quiet_hours_overrides``
+    for the recipient's zone or US state (e.g. ``{"FL": {"start": "20:00", ...}}``) can
+    only make them stricter: the earlier start and the later end win.
+    """
+    current = settings()
+    windows = [_parse_window(current.quiet_hours)]
+    for key in (tz_name, region):
+        if key and key in current.quiet_hours_overrides:
+            windows.append(_parse_window(current.quiet_hours_overrides[key]))
+    windows = [w for w in windows if w is not None]
+    if not windows:
         return None
+    if len(windows) == 1 or not all(start > end for start, end in windows):
+        return windows[-1]  # non-wrapping windows cannot be merged: the override stands
+    return min(start for start, _ in windows), max(end for _, end in windows)
+
+
+def _parse_window(hours: dict[str, str]) -> tuple[time, time] | None:
+    start, end = parse_hhmm(hours["start"]), parse_hhmm(hours["end"])
+    return None if start == end else (start, end)
+
+
+def quiet_until(now: datetime, tz_name: str, region: str | None = None) -> datetime | None:
+    """Return when the quiet hours in ``tz_name`` end, or None if ``now`` is not in them."""
+    window = quiet_window(tz_name, region)
+    if window is None:
+        return None
+    start, end = window
     local = to_local(now, tz_name)
     clock = local.time().replace(tzinfo=None)
     if start > end:  # wraps midnight, e.g. 21:00-08:00
@@ -68,7 +98,46 @@ def quiet_until(now: datetime, tz_name: str) -> datetime | None:
 
 
 def _local_instant(day: date, clock: time, tz_name: str) -> datetime:
+    """``clock`` on ``day`` in ``tz_name`` as UTC; a time a DST gap skips is read forward."""
     return datetime.combine(day, clock, tzinfo=zone(tz_name)).astimezone(UTC)
+
+
+def first_allowed_from(at: datetime, tz_name: str, region: str | None = None) -> datetime:
+    """The first moment from ``at`` when a text may reach the recipient."""
+    return quiet_until(at, tz_name, region) or at
+
+
+def latest_allowed_before(
+    at: datetime, tz_name: str, region: str | None = None, margin: timedelta = timedelta(0)
+) -> datetime:
+    """The latest moment not after ``at`` when a text may go, ``margin`` clear of quiet hours.
+
+    ``at`` itself when it is allowed; otherwise the start of the quiet hours that hold
+    it (or begin within ``margin`` after it), less ``margin``, on the recipient's clock.
+    """
+    window = quiet_window(tz_name, region)
+    if window is None:
+        return at
+
+    def clear(moment: datetime) -> bool:  # no quiet hours in [moment, moment + margin)
+        last = moment + max(margin - timedelta(microseconds=1), timedelta(0))
+        return quiet_until(moment, tz_name, region) is None and (
+            quiet_until(last, tz_name, region) is None
+        )
+
+    if clear(at):
+        return at
+    local_day = to_local(at, tz_name).date()
+    candidates = [
+        _local_instant(local_day - timedelta(days=back), window[0], tz_name) - margin
+        for back in range(3)
+    ]
+    return max(c for c in candidates if c <= at and clear(c))
+
+
+def patient_region(patient: Patient) -> str | None:
+    """The US state whose texting rules apply to ``patient`` (by the number's area code)."""
+    return us_state_for_phone(patient.phone_e164)
 
 
 @dataclass(frozen=True)
@@ -83,7 +152,7 @@ QUIET_SKIP_REASON = "quiet hours in the patient's zone"
 
 
 def quiet_hours(
-    channel: Channel, purpose: Purpose, tz_name: str, now: datetime
+    channel: Channel, purpose: Purpose, tz_name: str, now: datetime, *, region: str | None = None
 ) -> QuietHours | None:
     """The quiet-hours decision for one message on one channel; None means send now.
 
@@ -92,7 +161,7 @@ def quiet_hours(
     """
     if channel not in PHONE_CHANNELS:
         return None
-    until = quiet_until(now, tz_name)
+    until = quiet_until(now, tz_name, region)
     if until is None:
         return None
     return QuietHours(skip=escalates_in_quiet_hours(purpose), until=until)
@@ -112,26 +181,55 @@ def daily_cap(purpose: Purpose) -> int:
 #: Messages whose number is limited where their cause is made, never here: offers are
 #: capped by matching (``daily_offer_cap``) before the offer exists, and capping the
 #: message instead would leave a live offer that its patient was never told about.
-UNCAPPED = frozenset({Purpose.OFFER})
+#: Replies answer the patient's own text and go back in the webhook's response.
+UNCAPPED = frozenset({Purpose.OFFER, Purpose.REPLY})
 
 
-def over_daily_cap(patient: Patient, purpose: Purpose, now: datetime) -> bool:
-    """Whether ``patient`` already had today's allowance of ``purpose`` messages."""
+def is_non_urgent(purpose: Purpose) -> bool:
+    """Reminders, no-show notes and the like: the frequency caps apply to them."""
+    return purpose not in UNCAPPED and purpose.value in set(settings().non_urgent_purposes)
+
+
+def cap_reason(patient: Patient, purpose: Purpose, now: datetime) -> str | None:
+    """Why one more ``purpose`` message to ``patient`` now is over a cap (None if it is not).
+
+    Non-urgent messages: at most ``non_urgent_daily_cap`` per local day and
+    ``non_urgent_weekly_cap`` per 7 local days (today and the six before), counted
+    together. Every purpose but offers and replies: at most ``daily_cap`` a day.
+    Messages that were themselves capped or called off do not count.
+    """
     if purpose in UNCAPPED:
-        return False
-    start, end = local_day_bounds(to_local(now, patient.timezone).date(), patient.timezone)
-    sent_today = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Notification)
-        .where(
-            Notification.patient_id == patient.id,
-            Notification.purpose == purpose,
-            Notification.status != NotificationStatus.CANCELLED,
-            Notification.created_at >= start,
-            Notification.created_at < end,
+        return None
+    today = to_local(now, patient.timezone).date()
+    day_start, day_end = local_day_bounds(today, patient.timezone)
+    if is_non_urgent(purpose):
+        current = settings()
+        kinds = [p for p in Purpose if p.value in set(current.non_urgent_purposes)]
+        week_start, _ = local_day_bounds(today - timedelta(days=6), patient.timezone)
+        if _sent(patient, kinds, day_start, day_end) >= current.non_urgent_daily_cap:
+            return f"at most {current.non_urgent_daily_cap} non-urgent message(s) a day"
+        if _sent(patient, kinds, week_start, day_end) >= current.non_urgent_weekly_cap:
+            return f"at most {current.non_urgent_weekly_cap} non-urgent messages a week"
+    if _sent(patient, [purpose], day_start, day_end) >= daily_cap(purpose):
+        return f"daily limit of {daily_cap(purpose)} {purpose.value} messages reached"
+    return None
+
+
+def _sent(patient: Patient, purposes: list[Purpose], start: datetime, end: datetime) -> int:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Notification)
+            .where(
+                Notification.patient_id == patient.id,
+                Notification.purpose.in_(purposes),
+                Notification.status != NotificationStatus.CANCELLED,
+                Notification.created_at >= start,
+                Notification.created_at < end,
+            )
         )
+        or 0
     )
-    return (sent_today or 0) >= daily_cap(purpose)
 
 
 def receipt_timeout(channel: Channel) -> timedelta:

@@ -35,6 +35,7 @@ from portal.services.notify.backends import (
 from portal.services.notify.messages import render_message
 from portal.services.notify.policy import (
     QUIET_SKIP_REASON,
+    patient_region,
     quiet_hours,
     receipt_timeout,
     unusable_reason,
@@ -144,7 +145,10 @@ def _check_before_send(attempt: NotificationAttempt, now: datetime) -> Outcome |
     if reason is not None:
         chain.fail_attempt(attempt, AttemptStatus.SKIPPED, reason, now)
         return Outcome.SKIPPED
-    quiet = quiet_hours(attempt.channel, notification.purpose, notification.patient.timezone, now)
+    patient = notification.patient
+    quiet = quiet_hours(
+        attempt.channel, notification.purpose, patient.timezone, now, region=patient_region(patient)
+    )
     if quiet is not None and quiet.skip:
         chain.fail_attempt(attempt, AttemptStatus.SKIPPED, QUIET_SKIP_REASON, now)
         return Outcome.SKIPPED

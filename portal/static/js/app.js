@@ -97,4 +97,31 @@
   document.addEventListener("htmx:sendError", function () {
     showFlash("We couldn't reach the server. Check your connection and try again.");
   });
+  /* "Not your time zone?": when the phone's own zone is not the one the page uses,
+   * preselect it and say so (the page works the same without this). */
+  document.querySelectorAll("select[data-device-zone]").forEach(function (select) {
+    var zone;
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    } catch (err) {
+      return;
+    }
+    if (!zone || select.value === zone) {
+      return;
+    }
+    var option = Array.prototype.find.call(select.options, function (o) { return o.value === zone; });
+    if (!option) {
+      return;
+    }
+    select.value = zone;
+    var hint = select.form && select.form.querySelector("[data-device-zone-hint]");
+    if (hint) {
+      hint.textContent = "Your phone is set to " + option.textContent + ".";
+      hint.hidden = false;
+    }
+    var details = select.closest("details");
+    if (details) {
+      details.open = true;
+    }
+  });
 })();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,9 +15,11 @@ from portal.services.alternatives import find_alternatives
 from portal.services.appointments import check_in
 from portal.services.booking import SlotTaken, book_slot
 from portal.services.release import release_slot
+from portal.services.reschedule import reschedule_appointment
+from portal.services.settings import settings
 from portal.web.api.auth import api_actor
 from portal.web.api.blueprint import bp, error_response
-from portal.web.api.schemas import AppointmentIn, ReleaseIn
+from portal.web.api.schemas import AppointmentIn, ReleaseIn, RescheduleIn
 from portal.web.api.serializers import appointment_json, offer_json, slot_json
 from portal.web.api.views import body, created, get_or_404, referenced
 from portal.web.transaction import commit_or_conflict
@@ -55,6 +58,42 @@ def book_appointment() -> tuple[Response, int, dict[str, str]] | Response:
 @bp.get("/appointments/<id:appointment_id>")
 def get_appointment(appointment_id: int) -> Response:
     return jsonify(appointment_json(get_or_404(Appointment, appointment_id)))
+
+
+@bp.post("/appointments/<id:appointment_id>/reschedule")
+def reschedule_view(appointment_id: int) -> Response | tuple[Response, int]:
+    data = body(RescheduleIn)
+    get_or_404(Appointment, appointment_id)
+    referenced(Slot, data.slot_id, "slot")
+    actor = api_actor()
+
+    def move() -> dict[str, Any]:
+        moved = reschedule_appointment(
+            appointment_id, data.slot_id, actor, accepted_fee_cents=data.accept_fee_cents
+        )
+        return appointment_json(moved)
+
+    try:
+        return jsonify(commit_or_conflict(move))
+    except SlotTaken:
+        appointment = db.session.get(Appointment, appointment_id)
+        wanted = db.session.get(Slot, data.slot_id)
+        alternatives = [
+            {"slot": slot_json(a.slot), "score": a.score, "reasons": a.reasons}
+            for a in find_alternatives(
+                appointment.patient,
+                wanted,
+                now=None,
+                horizon=timedelta(days=settings().reschedule_horizon_days),
+                ignoring_appointment_id=appointment.id,
+            )
+        ]
+        return error_response(
+            "slot_filled",
+            "That slot was just taken; the appointment stays where it was.",
+            409,
+            alternatives=alternatives,
+        )
 
 
 @bp.post("/appointments/<id:appointment_id>/check-in")

@@ -9,7 +9,7 @@ value the document allows and the server refuses, nor the reverse.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainValidator, WithJsonSchema
@@ -85,9 +85,10 @@ _INSTANT_MESSAGE = (
 
 
 def _instant(value: Any) -> datetime:
+    """An aware instant, keeping the offset it was written with (services check it)."""
     text_value = _matching(_INSTANT_RE, value, "invalid_datetime", _INSTANT_MESSAGE)
     try:
-        return datetime.fromisoformat(text_value).astimezone(UTC)
+        return datetime.fromisoformat(text_value.replace("Z", "+00:00"))
     except ValueError:  # e.g. 30 February
         raise PydanticCustomError("invalid_datetime", _INSTANT_MESSAGE) from None
 

@@ -50,6 +50,10 @@ _DOMAIN_CODES = {
     "slot_in_past": "start_at is not in the future",
     "slot_too_far_ahead": "start_at is more than two years ahead",
     "invalid_slot_range": "end_at is not after start_at, or more than 12 hours later",
+    "same_slot": "the appointment is already in that slot",
+    "nonexistent_local_time": "the time is written as a wall-clock time that the clinic's"
+    " zone skips that day (a DST change), with the offset of before the change",
+    "service_mismatch": "the slot is for another service",
 }
 
 
@@ -97,6 +101,14 @@ def _appointment_example(today: date) -> dict[str, Any]:
     return {"slot_id": 1, "patient_id": 1}
 
 
+def _reschedule_example(today: date) -> dict[str, Any]:
+    return {"slot_id": 2}
+
+
+def _patient_patch_example(today: date) -> dict[str, Any]:
+    return {"timezone": "America/Los_Angeles"}
+
+
 def _release_example(today: date) -> dict[str, Any]:
     return {"reason": "The practitioner is unwell today."}
 
@@ -122,6 +134,15 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=s.PatientIn,
         example=_patient_example,
         codes=("invalid_phone", "invalid_email", "invalid_timezone", "unknown_location"),
+    ),
+    ("PATCH", "/patients/{patient_id}"): Op(
+        "Set the patient's time zone (explicit), or with null detect it again; reminders of"
+        " upcoming visits are replanned",
+        s.PatientOut,
+        body=s.PatientPatch,
+        example=_patient_patch_example,
+        errors=(404,),
+        codes=("invalid_timezone",),
     ),
     ("POST", "/waitlist"): Op(
         "Join the waitlist (201), or update the patient's active entry (200)",
@@ -157,6 +178,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             "slot_in_past",
             "slot_too_far_ahead",
             "invalid_slot_range",
+            "nonexistent_local_time",
         ),
     ),
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
@@ -185,6 +207,16 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/appointments/{appointment_id}"): Op(
         "Get an appointment", s.AppointmentOut, errors=(404,)
+    ),
+    ("POST", "/appointments/{appointment_id}/reschedule"): Op(
+        "Move the appointment to another open slot of the same service, atomically (the old"
+        " slot reopens and fills); 409 `slot_filled` carries `alternatives`, 409"
+        " `not_reschedulable`, `patient_busy` or `reschedule_fee_required` (with `fee_cents`)",
+        s.AppointmentOut,
+        body=s.RescheduleIn,
+        example=_reschedule_example,
+        errors=(404, 409),
+        codes=("unknown_slot", "same_slot", "service_mismatch"),
     ),
     ("POST", "/appointments/{appointment_id}/check-in"): Op(
         "Mark the patient arrived", s.AppointmentOut, errors=(404, 409)

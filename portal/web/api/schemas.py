@@ -19,6 +19,7 @@ from portal.models.enums import (
     AppointmentSource,
     AppointmentStatus,
     OfferStatus,
+    ReminderStatus,
     SlotStatus,
     TimezoneSource,
     WaitlistStatus,
@@ -103,6 +104,22 @@ class AppointmentIn(_Body):
     patient_id: Id
 
 
+class RescheduleIn(_Body):
+    slot_id: Id = Field(description="an open slot of the same service")
+    accept_fee_cents: Annotated[int, Field(ge=0, le=10_000_000)] | None = Field(
+        None,
+        description="the late-change fee the caller accepts, when moving costs one"
+        " (else 409 `reschedule_fee_required` with `fee_cents`)",
+    )
+
+
+class PatientPatch(_Body):
+    timezone: ZoneName | None = Field(
+        description="IANA zone chosen explicitly; null detects it again (from the phone,"
+        " else the home location)"
+    )
+
+
 class ReleaseIn(_Body):
     #: Told to the patient whose booking is cancelled (optional).
     reason: text(200) | None = None
@@ -178,6 +195,12 @@ class SlotOut(BaseModel):
     appointment_id: int | None
 
 
+class ReminderOut(BaseModel):
+    due_at: datetime
+    #: `scheduled` (still to go) or `sent`; cancelled and skipped ones are left out.
+    status: ReminderStatus
+
+
 class AppointmentOut(BaseModel):
     id: int
     slot_id: int
@@ -189,6 +212,8 @@ class AppointmentOut(BaseModel):
     checked_in_at: datetime | None
     cancelled_at: datetime | None
     cancellation_fee_cents: int | None
+    #: The appointment's reminders, in the order they go.
+    reminders: list[ReminderOut]
 
 
 class OfferOut(BaseModel):

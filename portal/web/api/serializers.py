@@ -15,8 +15,9 @@ from portal.models import (
     Slot,
     WaitlistEntry,
 )
-from portal.models.enums import SlotStatus
+from portal.models.enums import ReminderStatus, SlotStatus
 from portal.services.appointments import active_appointment
+from portal.services.reminders import reminders_for
 
 
 def iso(value: datetime | None) -> str | None:
@@ -117,6 +118,11 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
         "checked_in_at": iso(appointment.checked_in_at),
         "cancelled_at": iso(appointment.cancelled_at),
         "cancellation_fee_cents": appointment.cancellation_fee_cents,
+        "reminders": [
+            {"due_at": iso(r.due_at), "status": r.status.value}
+            for r in reminders_for(appointment.id)
+            if r.status in (ReminderStatus.SCHEDULED, ReminderStatus.SENT)
+        ],
     }
 
 

@@ -13,12 +13,12 @@ from flask import Response, jsonify, request, url_for
 from portal.db import db
 from portal.models import Location, Patient, Practitioner, Service, Slot
 from portal.services.errors import DomainError, NotFound, ValidationFailed
-from portal.services.patients import create_patient
+from portal.services.patients import create_patient, set_timezone
 from portal.services.slots import create_slot
 from portal.services.waitlist import default_location, join_waitlist
 from portal.web.api.auth import api_actor
 from portal.web.api.blueprint import bp
-from portal.web.api.schemas import M, PatientIn, SlotIn, WaitlistIn, parse_body
+from portal.web.api.schemas import M, PatientIn, PatientPatch, SlotIn, WaitlistIn, parse_body
 from portal.web.api.serializers import (
     entry_json,
     location_json,
@@ -108,6 +108,16 @@ def create_patient_view() -> tuple[Response, int]:
     payload = patient_json(patient)
     db.session.commit()
     return jsonify(payload), 201
+
+
+@bp.patch("/patients/<id:patient_id>")
+def update_patient_view(patient_id: int) -> Response:
+    data = body(PatientPatch)
+    patient = get_or_404(Patient, patient_id)
+    set_timezone(patient, data.timezone, actor=api_actor())
+    payload = patient_json(patient)
+    db.session.commit()
+    return jsonify(payload)
 
 
 @bp.post("/waitlist")
