@@ -21,10 +21,19 @@ class Action(StrEnum):
 
     APPOINTMENT_CANCELLED = "appointment.cancelled"
     APPOINTMENT_CHECKED_IN = "appointment.checked_in"
+    APPOINTMENT_COMPLETED = "appointment.completed"
     APPOINTMENT_CREATED = "appointment.created"
+    APPOINTMENT_FEE_WAIVED = "appointment.fee_waived"
+    APPOINTMENT_NO_SHOW = "appointment.no_show"
     APPOINTMENT_OVERLAP_ALLOWED = "appointment.overlap_allowed"
 
-    CHARGE_COLLECTED = "charge.collected"
+    CANCELLATION_POLICY_UPDATED = "cancellation_policy.updated"
+
+    CHARGE_FAILED = "charge.failed"
+    CHARGE_OPENED = "charge.opened"
+    CHARGE_REFUNDED = "charge.refunded"
+    CHARGE_SUCCEEDED = "charge.succeeded"
+    CHARGE_WAIVED = "charge.waived"
 
     NOTIFICATION_CANCELLED = "notification.cancelled"
     NOTIFICATION_DELIVERED = "notification.delivered"
@@ -41,8 +50,12 @@ class Action(StrEnum):
     PATIENT_PHONE_REJECTED = "patient.phone_rejected"
     PATIENT_SMS_OPT_OUT = "patient.sms_opt_out"
 
+    PATIENT_CARD_SAVED = "patient.card_saved"
+
     SLOT_BOOKED = "slot.booked"
+    SLOT_CLOSED = "slot.closed"
     SLOT_CREATED = "slot.created"
+    SLOT_FREED = "slot.freed"
     SLOT_FILL_EXHAUSTED = "slot.fill_exhausted"
     SLOT_FILLING_RESTARTED = "slot.filling_restarted"
     SLOT_HELD = "slot.held"
@@ -62,6 +75,7 @@ class Action(StrEnum):
 
     WAITLIST_CLOSED = "waitlist.closed"
     WAITLIST_JOINED = "waitlist.joined"
+    WAITLIST_REJOINED = "waitlist.rejoined"
     WAITLIST_UNREACHABLE = "waitlist.unreachable"
     WAITLIST_UPDATED = "waitlist.updated"
 

@@ -13,10 +13,8 @@ from flask import current_app, url_for
 
 from portal.db import db
 from portal.models import Appointment, Charge, Location, Offer, Patient, Slot
-from portal.models.enums import (
-    INACTIVE_APPOINTMENT_STATUSES,
-    ChargeStatus,
-)
+from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES
+from portal.services import ledger
 from portal.services.alternatives import Alternative
 from portal.services.holds import payment_required
 from portal.services.links import appointment_token
@@ -75,12 +73,7 @@ def booked_instead(offer: Offer) -> Appointment | None:
 
 def pending_charge(offer: Offer) -> Charge | None:
     """The deposit or prepayment awaiting payment for a held offer."""
-    return db.session.scalar(
-        sa.select(Charge)
-        .where(Charge.offer_id == offer.id, Charge.status == ChargeStatus.PENDING)
-        .order_by(Charge.id.desc())
-        .limit(1)
-    )
+    return ledger.hold_charge(offer.id)
 
 
 def appointment_path(appointment: Appointment) -> str:
