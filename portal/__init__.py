@@ -45,7 +45,19 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.web import api, health, ids, patient, public, staff, twilio, ui
+    from portal.web import (  # noqa: F401  (routes on patient.bp)
+        api,
+        health,
+        ids,
+        patient,
+        patient_cancel,
+        patient_rebook,
+        payments,
+        public,
+        staff,
+        twilio,
+        ui,
+    )
 
     ids.init_app(app)
     ui.init_app(app)
@@ -55,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff.bp)
     app.register_blueprint(patient.bp)
     app.register_blueprint(twilio.bp)
+    app.register_blueprint(payments.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

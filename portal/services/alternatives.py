@@ -98,11 +98,12 @@ def find_alternatives(
     *,
     now: datetime | None = None,
     limit: int | None = None,
+    horizon_hours: int | None = None,
 ) -> list[Alternative]:
     """Return up to ``limit`` open slots of the same service, best first."""
     now = now or now_utc()
     limit = limit or settings().alternatives_limit
-    horizon = now + timedelta(hours=settings().alternatives_horizon_hours)
+    horizon = now + timedelta(hours=horizon_hours or settings().alternatives_horizon_hours)
     slots = db.session.scalars(
         sa.select(Slot)
         .where(

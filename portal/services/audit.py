@@ -23,6 +23,7 @@ class Action(StrEnum):
     APPOINTMENT_CHECKED_IN = "appointment.checked_in"
     APPOINTMENT_COMPLETED = "appointment.completed"
     APPOINTMENT_CREATED = "appointment.created"
+    APPOINTMENT_DISCOUNTED = "appointment.discounted"
     APPOINTMENT_FEE_WAIVED = "appointment.fee_waived"
     APPOINTMENT_NO_SHOW = "appointment.no_show"
     APPOINTMENT_OVERLAP_ALLOWED = "appointment.overlap_allowed"

@@ -24,6 +24,7 @@ from portal.services.alternatives import find_alternatives, is_alternative_for, 
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.links import LinkError, LinkPurpose, read_token
+from portal.services.payments.provider import get_provider
 from portal.services.presentation import when
 from portal.services.responses import CHOICE_STATES, ENDED_STATES, OfferState, offer_state
 from portal.services.waitlist import still_waitlisted
@@ -104,6 +105,7 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
         return render_template(
             "patient/held.html",
             charge=views.pending_charge(offer),
+            pay_online=get_provider() is not None,
             hold_expires_at=slot.hold_expires_at,
             hold_seconds=max(int((slot.hold_expires_at - now_utc()).total_seconds()), 0),
             **ctx,
@@ -252,6 +254,7 @@ def appointment(token: str) -> ResponseReturnValue:
         slot=views.slot_view(appt.slot, appt.patient.timezone),
         google_calendar_url=calendar.google_calendar_url(appt),
         outlook_calendar_url=calendar.outlook_calendar_url(appt),
+        cancellation=views.cancellation_summary(appt),
         **views.page_context(appt.slot, appt.patient),
     )
 

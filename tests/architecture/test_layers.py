@@ -90,7 +90,7 @@ def test_every_registered_job_is_a_job_function_and_every_job_is_registered() ->
         registered.add(spec.path)
     defined = {
         f"{module}.{name}"
-        for module in ("jobs.filling", "jobs.notify")
+        for module in ("jobs.filling", "jobs.noshow", "jobs.notify", "jobs.payments")
         for name, value in inspect.getmembers(importlib.import_module(module), inspect.isfunction)
         if hasattr(value, "__wrapped__") and value.__module__ == module
     }
