@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Appointment, Charge, WaitlistEntry
 from portal.models.enums import (
+    ActorType,
     AppointmentSource,
     AppointmentStatus,
     ChargeKind,
@@ -135,7 +136,7 @@ def cancel_for_patient(
     """Cancel the appointment on the patient's behalf, charging what the policy says.
 
     ``expected_fee_cents``: the fee the patient was quoted; if the fee is now different
-    ``QuoteChanged`` is raised and nothing changes. ``waive_fee`` (staff only, audited)
+    ``QuoteChanged`` is raised and nothing changes. ``waive_fee`` (staff or API, audited)
     records the fee and waives it. Cancelling a cancelled appointment returns it as is.
     """
     now = now or now_utc()
@@ -153,9 +154,9 @@ def cancel_for_patient(
             " cannot be cancelled.",
             code="not_cancellable",
         )
-    if waive_fee and actor.staff_id is None:
-        raise Conflict("Only staff can waive a cancellation fee.", code="waiver_not_allowed")
-    if actor.staff_id is None and now >= slot.start_at:
+    if waive_fee and actor.type == ActorType.PATIENT:
+        raise Conflict("Only the clinic can waive a cancellation fee.", code="waiver_not_allowed")
+    if actor.type == ActorType.PATIENT and now >= slot.start_at:
         raise Conflict(
             "This appointment has already started; please call the clinic.",
             code="appointment_started",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from portal.models.enums import FeeKind
 
-_DOLLARS = re.compile(r"^\$(?P<whole>\d{1,3}(?:,\d{3})*|\d+)(?:\.(?P<cents>\d{2}))?$")
-_PERCENT = re.compile(r"^(?P<value>\d{1,3})\s?%$")
+_DOLLARS = re.compile(r"^\$(?P<whole>[0-9]{1,3}(?:,[0-9]{3})*|[0-9]+)(?:\.(?P<cents>[0-9]{2}))?$")
+_PERCENT = re.compile(r"^(?P<value>[0-9]{1,3}) ?%$")
 #: No fee above this (a typo guard: $100,000.00).
 MAX_FEE_CENTS = 10_000_000
 

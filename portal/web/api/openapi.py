@@ -97,6 +97,10 @@ def _appointment_example(today: date) -> dict[str, Any]:
     return {"slot_id": 1, "patient_id": 1}
 
 
+def _cancel_example(today: date) -> dict[str, Any]:
+    return {"reason": "The patient called: a family emergency.", "waive_fee": False}
+
+
 def _release_example(today: date) -> dict[str, Any]:
     return {"reason": "The practitioner is unwell today."}
 
@@ -187,7 +191,24 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Get an appointment", s.AppointmentOut, errors=(404,)
     ),
     ("POST", "/appointments/{appointment_id}/check-in"): Op(
-        "Mark the patient arrived", s.AppointmentOut, errors=(404, 409)
+        "Mark the patient arrived (409 `not_checkable` once cancelled or a no-show)",
+        s.AppointmentOut,
+        errors=(404, 409),
+    ),
+    ("POST", "/appointments/{appointment_id}/complete"): Op(
+        "Mark a checked-in visit done (409 `not_checkable` before check-in)",
+        s.AppointmentOut,
+        errors=(404, 409),
+    ),
+    ("POST", "/appointments/{appointment_id}/cancel"): Op(
+        "Cancel for the patient: the category's policy sets `cancellation_fee_cents`"
+        " (grace, notice, late or full price; `waive_fee` waives it, audited); the slot"
+        " reopens and fills. Cancelling a cancelled appointment returns it unchanged;"
+        " 409 `not_cancellable` once checked in, completed or a no-show",
+        s.AppointmentOut,
+        body=s.CancelIn,
+        example=_cancel_example,
+        errors=(404, 409),
     ),
 }
 
