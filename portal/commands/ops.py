@@ -64,8 +64,33 @@ def outbox_command(as_json: bool, to: str | None, limit: int) -> None:
         click.echo(f"    {row['body'].splitlines()[0] if row['body'] else ''}")
 
 
+@click.command("sweep-no-shows")
+@click.option(
+    "--grace-minutes",
+    type=click.IntRange(0, 24 * 60),
+    default=None,
+    help="Minutes after the start before a missing patient counts (default: the setting).",
+)
+@with_appcontext
+def sweep_no_shows_command(grace_minutes: int | None) -> None:
+    """Mark due appointments as no-shows now (the cron job does it every 5 minutes)."""
+    from jobs.noshow import sweep_no_shows
+
+    tally = sweep_no_shows(grace_minutes=grace_minutes)
+    click.echo(
+        f"{tally['no_shows']} no-show(s) marked; {tally['freed_slots']} freed slot(s) offered,"
+        f" {tally['restarted_slots']} upcoming slot(s) offered again."
+    )
+
+
 def register(group: click.Group) -> None:
-    for command in (worker_command, cron_command, outbox_command, doctor_command):
+    for command in (
+        worker_command,
+        cron_command,
+        outbox_command,
+        doctor_command,
+        sweep_no_shows_command,
+    ):
         group.add_command(command)
 
 

@@ -301,3 +301,18 @@ def test_home_page_counts_no_shows_for_staff(signed_in) -> None:
     sweep_no_shows()
     page = signed_in.get("/staff/").text
     assert "No-shows (24 h)" in page
+
+
+def test_the_command_sweeps_with_its_own_grace(runner) -> None:
+    clock = ManualClock(now_utc().replace(second=0, microsecond=0))
+    with use_clock(clock):
+        soon = _appointment(3)
+        db.session.commit()
+        result = runner.invoke(args=["sweep-no-shows", "--grace-minutes", "10"])
+        assert "0 no-show(s) marked" in result.output
+        result = runner.invoke(args=["sweep-no-shows", "--grace-minutes", "2"])
+        assert "1 no-show(s) marked" in result.output, result.output
+    db.session.expire_all()
+    assert db.session.get(Appointment, soon.id).status == AppointmentStatus.NO_SHOW
+    bad = runner.invoke(args=["sweep-no-shows", "--grace-minutes", "-5"])
+    assert bad.exit_code != 0
