@@ -99,6 +99,42 @@ def hold_for_payment(
     return booking.AcceptOutcome(offer, None, charge)
 
 
+def hold_alternative(
+    lost_offer_id: int, slot_id: int, *, actor: Actor, now: datetime | None = None
+) -> booking.AcceptOutcome:
+    """A patient who must pay first lost a race and chose another time: hold that one.
+
+    The choice becomes a real offer of that slot to the patient (for the same waitlist
+    entry), accepted at once into a hold exactly like an accepted wave offer.
+    """
+    now = now or now_utc()
+    lost = booking.get_offer(lost_offer_id)
+    offer = db.session.scalar(
+        sa.select(Offer).where(Offer.slot_id == slot_id, Offer.patient_id == lost.patient_id)
+    )
+    if offer is None:
+        offer = Offer(
+            slot_id=slot_id,
+            waitlist_entry_id=lost.waitlist_entry_id,
+            patient_id=lost.patient_id,
+            wave=0,
+            score=0,
+            score_reasons=[f"chosen instead of offer {lost.id}"],
+            window_expires_at=now + timedelta(seconds=settings().hold_seconds),
+            created_at=now,
+            updated_at=now,
+        )
+        db.session.add(offer)
+        db.session.flush()
+        record(actor, Action.OFFER_CREATED, offer, after={"instead_of": lost.id})
+    elif offer.status != OfferStatus.PENDING:
+        raise Conflict(
+            "That time can't be held for you online; please call the clinic.",
+            code="alternative_unavailable",
+        )
+    return hold_for_payment(offer, lost.patient, actor, now)
+
+
 def complete_hold(
     offer_id: int,
     *,
