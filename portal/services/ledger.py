@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 
 from portal.db import db, now_utc
 from portal.models import Charge, ChargeEntry
@@ -167,10 +167,10 @@ def statuses(charge_ids: list[int]) -> dict[int, ChargeStatus]:
     rows = db.session.execute(
         sa.select(ChargeEntry.charge_id, ChargeEntry.status)
         .where(ChargeEntry.charge_id.in_(charge_ids))
-        .distinct(ChargeEntry.charge_id)
+        .ext(distinct_on(ChargeEntry.charge_id))
         .order_by(ChargeEntry.charge_id, ChargeEntry.id.desc())
     )
-    return dict(rows.tuples())
+    return {charge_id: status for charge_id, status in rows}
 
 
 def hold_charge(offer_id: int) -> Charge | None:
