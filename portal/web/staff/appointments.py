@@ -32,18 +32,23 @@ def _act(appointment_id: int, action: Callable[[Appointment, Actor], str]) -> Re
     if found is None:
         abort(404)
     slot_id, actor = found.slot_id, Actor.staff(current_user)
+    in_row = bool(htmx) and htmx.target == f"slot-{slot_id}"
+    expanded = request.form.get("expanded") == "1"
+    failed = False
     try:
         message = commit_or_conflict(
             lambda: action(db.session.get(Appointment, appointment_id), actor)
         )
     except DomainError as exc:
         flash(exc.message, "error")
+        failed = True
     else:
-        flash(message, "success")
+        if not (in_row and not expanded):  # a folded row shows the change as its badge
+            flash(message, "success")
     slot = _get_slot(slot_id)
+    if in_row:  # a refusal opens the row's panel, where the message shows
+        return _render_day_row(slot, expanded=expanded or failed)
     if htmx:
-        if htmx.target == f"slot-{slot_id}":
-            return _render_day_row(slot, expanded=request.form.get("expanded") == "1")
         return _render_slot(slot)
     return redirect(safe_next(request.form.get("next")) or _day_url(slot), 303)
 
