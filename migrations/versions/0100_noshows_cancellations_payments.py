@@ -90,9 +90,7 @@ def upgrade() -> None:
     op.add_column("appointment", sa.Column("starts_at", sa.DateTime(timezone=True)))
     op.add_column(
         "appointment",
-        sa.Column(
-            "cancelled_by_patient", sa.Boolean(), server_default=sa.false(), nullable=False
-        ),
+        sa.Column("cancelled_by_patient", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
     op.add_column("appointment", sa.Column("cancellation_tier", _enum(FEE_TIER, "fee_tier")))
     op.add_column("appointment", sa.Column("discount_percent", sa.Integer()))
