@@ -74,12 +74,19 @@ def outbox_command(as_json: bool, to: str | None, limit: int) -> None:
 @with_appcontext
 def sweep_no_shows_command(grace_minutes: int | None) -> None:
     """Mark due appointments as no-shows now (the cron job does it every 5 minutes)."""
-    from jobs.noshow import sweep_no_shows
+    from portal.db import db, now_utc
+    from portal.services import noshow
 
-    tally = sweep_no_shows(grace_minutes=grace_minutes)
+    now, marked, freed, restarted = now_utc(), 0, 0, 0
+    while batch := noshow.mark_due(now, grace_minutes=grace_minutes):
+        db.session.commit()  # each batch on its own, as the job does
+        marked += len(batch)
+        freed += sum(1 for n in batch if n.freed_slot_id)
+        restarted += sum(len(n.restarted_slot_ids) for n in batch)
+    db.session.commit()
     click.echo(
-        f"{tally['no_shows']} no-show(s) marked; {tally['freed_slots']} freed slot(s) offered,"
-        f" {tally['restarted_slots']} upcoming slot(s) offered again."
+        f"{marked} no-show(s) marked; {freed} freed slot(s) offered,"
+        f" {restarted} upcoming slot(s) offered again."
     )
 
 
