@@ -50,7 +50,10 @@ def register_blueprints(app: Flask) -> None:
         health,
         ids,
         patient,
+        patient_cancel,  # noqa: F401 (adds its routes to patient.bp)
+        patient_rebook,  # noqa: F401 (adds its routes to patient.bp)
         patient_visit,  # noqa: F401 (adds its routes to patient.bp)
+        payments,
         public,
         staff,
         twilio,
@@ -65,6 +68,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff.bp)
     app.register_blueprint(patient.bp)
     app.register_blueprint(twilio.bp)
+    app.register_blueprint(payments.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

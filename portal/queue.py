@@ -70,6 +70,13 @@ JOBS: dict[str, JobSpec] = {
     "dispatch_reminders": JobSpec(
         "jobs.reminders.dispatch_reminders", "notifications", timeout=120, every=60
     ),
+    "sweep_no_shows": JobSpec("jobs.noshow.sweep_no_shows", "filling", timeout=240, every=300),
+    "collect_charge": JobSpec(
+        "jobs.payments.collect_charge", "default", timeout=60, retry=(5, [10, 30, 60, 300, 900])
+    ),
+    "refund_charge": JobSpec(
+        "jobs.payments.refund_charge", "default", timeout=60, retry=(5, [10, 30, 60, 300, 900])
+    ),
 }
 
 

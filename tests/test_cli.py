@@ -20,6 +20,7 @@ COMMANDS = [
     "outbox",
     "run",
     "set-staff-password",
+    "sweep-no-shows",
     "worker",
 ]
 

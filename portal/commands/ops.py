@@ -64,8 +64,40 @@ def outbox_command(as_json: bool, to: str | None, limit: int) -> None:
         click.echo(f"    {row['body'].splitlines()[0] if row['body'] else ''}")
 
 
+@click.command("sweep-no-shows")
+@click.option(
+    "--grace-minutes",
+    type=click.IntRange(0, 24 * 60),
+    default=None,
+    help="Minutes after the start before a missing patient counts (default: the setting).",
+)
+@with_appcontext
+def sweep_no_shows_command(grace_minutes: int | None) -> None:
+    """Mark due appointments as no-shows now (the cron job does it every 5 minutes)."""
+    from portal.db import db, now_utc
+    from portal.services import noshow
+
+    now, marked, freed, restarted = now_utc(), 0, 0, 0
+    while batch := noshow.mark_due(now, grace_minutes=grace_minutes):
+        db.session.commit()  # each batch on its own, as the job does
+        marked += len(batch)
+        freed += sum(1 for n in batch if n.freed_slot_id)
+        restarted += sum(len(n.restarted_slot_ids) for n in batch)
+    db.session.commit()
+    click.echo(
+        f"{marked} no-show(s) marked; {freed} freed slot(s) offered,"
+        f" {restarted} upcoming slot(s) offered again."
+    )
+
+
 def register(group: click.Group) -> None:
-    for command in (worker_command, cron_command, outbox_command, doctor_command):
+    for command in (
+        worker_command,
+        cron_command,
+        outbox_command,
+        doctor_command,
+        sweep_no_shows_command,
+    ):
         group.add_command(command)
 
 

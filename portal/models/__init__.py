@@ -1,7 +1,7 @@
 """All models, importable from one place (Alembic and the app need them all loaded)."""
 
 from portal.models.audit import AuditEvent
-from portal.models.billing import Charge
+from portal.models.billing import Charge, ChargeEntry
 from portal.models.booking import Appointment, Offer
 from portal.models.messaging import (
     DeliveryEvent,
@@ -30,6 +30,7 @@ __all__ = [
     "AuditEvent",
     "CancellationPolicy",
     "Charge",
+    "ChargeEntry",
     "Closure",
     "DeliveryEvent",
     "Location",

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import PkMixin, TimestampMixin, UTCDateTime, db, enum_column, now_utc
-from portal.models.enums import AppointmentSource, AppointmentStatus, OfferStatus
+from portal.models.enums import AppointmentSource, AppointmentStatus, FeeTier, OfferStatus
 from portal.models.patients import Patient, WaitlistEntry
 from portal.models.scheduling import Slot
 
@@ -34,9 +34,29 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
             ),
         ),
         sa.Index("ix_appointment_patient_status", "patient_id", "status"),
+        # The no-show sweep reads only appointments still awaiting arrival, by start:
+        # its cost follows the due rows, not the table (bench/sweep.py).
+        sa.Index(
+            "ix_appointment_awaiting_arrival",
+            "starts_at",
+            postgresql_where=sa.text("status IN ('booked', 'confirmed')"),
+        ),
+        # One discounted rebooking per no-show (while it stands).
+        sa.Index(
+            "uq_appointment_one_rebooking",
+            "rebooked_from_id",
+            unique=True,
+            postgresql_where=sa.text(
+                "rebooked_from_id IS NOT NULL AND status NOT IN ('cancelled', 'no_show')"
+            ),
+        ),
         sa.CheckConstraint(
             "cancellation_fee_cents IS NULL OR cancellation_fee_cents >= 0",
             name="fee_not_negative",
+        ),
+        sa.CheckConstraint(
+            "discount_percent IS NULL OR (discount_percent > 0 AND discount_percent <= 100)",
+            name="discount_in_range",
         ),
     )
 
@@ -55,11 +75,23 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
     booked_by_staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     no_show_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The slot's start, copied by a database trigger (migration 0100) on every insert
+    #: and whenever the slot moves, so the no-show sweep can use one partial index.
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    #: The patient cancelled (themselves, or staff for them) rather than the clinic.
+    cancelled_by_patient: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: Which cancellation rule applied, and the fee it came to (0 when free or waived).
+    cancellation_tier: Mapped[FeeTier | None] = mapped_column(enum_column(FeeTier, "fee_tier"))
     cancellation_fee_cents: Mapped[int | None]
     grace_cancellation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: A rebooking discount (percent of the service price), e.g. after a first no-show.
+    discount_percent: Mapped[int | None]
+    #: The no-show this appointment rebooked through the discount link.
+    rebooked_from_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"))
     #: The calendar entry's SEQUENCE (RFC 5545): bumped whenever the patient's copy changes.
     calendar_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
 

@@ -142,11 +142,37 @@ class ChargeKind(StrEnum):
 
 
 class ChargeStatus(StrEnum):
-    PENDING = "pending"
-    COLLECTED = "collected"
-    FAILED = "failed"
+    """A ledger entry's status: ``owed`` first, then one of the others."""
+
+    OWED = "owed"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # an attempt to collect failed (or its hold lapsed unpaid)
     WAIVED = "waived"
     REFUNDED = "refunded"
+
+
+class PaymentProviderName(StrEnum):
+    DESK = "desk"  # recorded by staff at the front desk (no provider configured)
+    STRIPE = "stripe"
+    SYSTEM = "system"  # the portal itself (a charge opened, a hold lapsed)
+
+
+class NoShowTier(StrEnum):
+    """What a patient's recent no-shows mean for their next booking (SPEC §5)."""
+
+    NONE = "none"
+    DISCOUNT = "discount"  # first: a kind message with a rebooking discount
+    DEPOSIT = "deposit"  # second: a deposit to book again
+    PREPAYMENT = "prepayment"  # third and later: prepay, and a flag for staff
+
+
+class FeeTier(StrEnum):
+    """Which cancellation rule applied (SPEC §5): each is explicit, none unreachable."""
+
+    GRACE = "grace"  # a waitlist/alternative booking cancelled inside its grace period
+    NOTICE = "notice"  # enough notice: free
+    LATE = "late"  # between full-charge and notice hours: the late fee
+    FULL = "full"  # less than full-charge hours: the full price
 
 
 class FeeKind(StrEnum):

@@ -30,6 +30,8 @@ class Patient(PkMixin, TimestampMixin, db.Model):
     sms_opt_out: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     deposit_required: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     prepayment_required: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: The Stripe customer a Checkout payment saved a card for (off-session fees).
+    stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255))
 
     home_location: Mapped[Location | None] = relationship()
 

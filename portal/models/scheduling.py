@@ -133,6 +133,9 @@ class Slot(PkMixin, TimestampMixin, db.Model):
         sa.ForeignKey("offer.id", use_alter=True, ondelete="SET NULL")
     )
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The no-show slot this one is the remainder of (freed time): offered at once to
+    #: patients who accept short notice, with no offer cutoff before its start.
+    freed_from_id: Mapped[int | None] = mapped_column(sa.ForeignKey("slot.id"))
 
     location: Mapped[Location] = relationship()
     practitioner: Mapped[Practitioner] = relationship()

@@ -22,12 +22,21 @@ class Action(StrEnum):
     APPOINTMENT_CANCELLED = "appointment.cancelled"
     APPOINTMENT_CHECKED_IN = "appointment.checked_in"
     APPOINTMENT_CONFIRMED = "appointment.confirmed"
+    APPOINTMENT_COMPLETED = "appointment.completed"
     APPOINTMENT_CREATED = "appointment.created"
+    APPOINTMENT_DISCOUNTED = "appointment.discounted"
+    APPOINTMENT_FEE_WAIVED = "appointment.fee_waived"
+    APPOINTMENT_NO_SHOW = "appointment.no_show"
     APPOINTMENT_OVERLAP_ALLOWED = "appointment.overlap_allowed"
     APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
 
-    CHARGE_COLLECTED = "charge.collected"
-    CHARGE_OWED = "charge.owed"
+    CANCELLATION_POLICY_UPDATED = "cancellation_policy.updated"
+
+    CHARGE_FAILED = "charge.failed"
+    CHARGE_OPENED = "charge.opened"
+    CHARGE_REFUNDED = "charge.refunded"
+    CHARGE_SUCCEEDED = "charge.succeeded"
+    CHARGE_WAIVED = "charge.waived"
 
     NOTIFICATION_CANCELLED = "notification.cancelled"
     NOTIFICATION_DELIVERED = "notification.delivered"
@@ -50,8 +59,12 @@ class Action(StrEnum):
     REMINDERS_CANCELLED = "appointment.reminders_cancelled"
     REMINDERS_PLANNED = "appointment.reminders_planned"
 
+    PATIENT_CARD_SAVED = "patient.card_saved"
+
     SLOT_BOOKED = "slot.booked"
+    SLOT_CLOSED = "slot.closed"
     SLOT_CREATED = "slot.created"
+    SLOT_FREED = "slot.freed"
     SLOT_FILL_EXHAUSTED = "slot.fill_exhausted"
     SLOT_FILLING_RESTARTED = "slot.filling_restarted"
     SLOT_HELD = "slot.held"
@@ -71,6 +84,7 @@ class Action(StrEnum):
 
     WAITLIST_CLOSED = "waitlist.closed"
     WAITLIST_JOINED = "waitlist.joined"
+    WAITLIST_REJOINED = "waitlist.rejoined"
     WAITLIST_UNREACHABLE = "waitlist.unreachable"
     WAITLIST_UPDATED = "waitlist.updated"
 

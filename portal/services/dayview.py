@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -76,6 +76,8 @@ class Attention:
 
     open_outreach_tasks: int
     open_patient_flags: int
+    #: Appointments marked no-shows in the last 24 hours (every one alerts staff).
+    recent_no_shows: int = 0
 
 
 def local_today(timezone: str, now: datetime | None = None) -> date:
@@ -188,7 +190,16 @@ def attention_counts() -> Attention:
     flags = (
         sa.select(sa.func.count()).select_from(PatientFlag).where(PatientFlag.resolved_at.is_(None))
     )
+    no_shows = (
+        sa.select(sa.func.count())
+        .select_from(Appointment)
+        .where(
+            Appointment.status == AppointmentStatus.NO_SHOW,
+            Appointment.no_show_at >= now_utc() - timedelta(hours=24),
+        )
+    )
     return Attention(
         open_outreach_tasks=db.session.scalar(tasks) or 0,
         open_patient_flags=db.session.scalar(flags) or 0,
+        recent_no_shows=db.session.scalar(no_shows) or 0,
     )

@@ -61,6 +61,10 @@ def wave_expiry(slot: Slot, policy: FillPolicy, now: datetime) -> datetime:
 
 
 def cutoff_at(slot: Slot, policy: FillPolicy) -> datetime:
+    """No new offers after this. Freed time (a no-show's remainder, which starts within
+    minutes by design) is offered right up to its start."""
+    if slot.freed_from_id is not None:
+        return slot.start_at
     return slot.start_at - timedelta(minutes=policy.cutoff_minutes)
 
 

@@ -1,8 +1,11 @@
 """Deposit and prepayment holds (SPEC §3.8).
 
-A patient who must pay first gets the slot ``held`` for a short time instead of booked;
-staff recording the payment completes the booking through ``booking.book_slot``, and a
-hold nobody paid for lapses: the slot reopens and filling carries on.
+A patient who must pay first (their no-show tier, ``tiers.patient_tier``) gets the
+slot ``held`` for a short time instead of booked, with a charge opened in the ledger.
+The payment — Stripe Checkout's signed webhook, or staff recording it at the desk —
+completes the booking through ``booking.book_slot``; a hold nobody paid for lapses:
+the charge fails, the slot reopens and filling carries on. A patient who must pay and
+lost a race holds an alternative the same way (``hold_alternative``).
 """
 
 from __future__ import annotations
@@ -10,26 +13,42 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from portal.db import db, now_utc
-from portal.models import Appointment, Charge, Offer, Patient, Slot
-from portal.models.enums import AppointmentSource, ChargeKind, ChargeStatus, OfferStatus, SlotStatus
+from portal.models import Appointment, Offer, Patient, Slot
+from portal.models.enums import (
+    AppointmentSource,
+    ChargeKind,
+    ChargeStatus,
+    NoShowTier,
+    OfferStatus,
+    PaymentProviderName,
+    SlotStatus,
+)
 from portal.queue import schedule
-from portal.services import booking
-from portal.services.audit import Action, Actor, record
+from portal.services import booking, ledger
+from portal.services.audit import SYSTEM, Action, Actor, record
 from portal.services.errors import Conflict
 from portal.services.filling import schedule_fill
 from portal.services.settings import settings
+from portal.services.tiers import patient_tier
+
+_PAYMENT_FOR_TIER = {
+    NoShowTier.DEPOSIT: ChargeKind.DEPOSIT,
+    NoShowTier.PREPAYMENT: ChargeKind.PREPAYMENT,
+}
 
 
-def payment_required(patient: Patient) -> ChargeKind | None:
+def payment_required(patient: Patient, now: datetime | None = None) -> ChargeKind | None:
     """What this patient must pay before a booking completes, if anything (SPEC §3.8)."""
-    if patient.prepayment_required:
-        return ChargeKind.PREPAYMENT
-    if patient.deposit_required:
-        return ChargeKind.DEPOSIT
-    return None
+    return _PAYMENT_FOR_TIER.get(patient_tier(patient, now))
+
+
+def amount_due(kind: ChargeKind, price_cents: int) -> int:
+    """What a hold asks for: the price (prepayment) or the deposit, never above the price."""
+    if kind == ChargeKind.PREPAYMENT:
+        return price_cents
+    return min(settings().deposit_cents, price_cents)
 
 
 def lapsed_holds(now: datetime) -> list[tuple[int, int]]:
@@ -62,25 +81,17 @@ def hold_for_payment(
     )
     if slot is None:
         booking.raise_for_current_state(offer.slot_id)
-    kind = payment_required(patient) or ChargeKind.DEPOSIT
-    amount = slot.service.price_cents if kind == ChargeKind.PREPAYMENT else settings().deposit_cents
-    key = f"{kind.value}:offer:{offer.id}"
-    db.session.execute(
-        insert(Charge)
-        .values(
-            patient_id=patient.id,
-            offer_id=offer.id,
-            kind=kind,
-            amount_cents=amount,
-            status=ChargeStatus.PENDING,
-            idempotency_key=key,
-            description=f"{kind.value.title()} to book {slot.service.name}",
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Charge.idempotency_key])
+    kind = payment_required(patient, now) or ChargeKind.DEPOSIT
+    charge = ledger.open_charge(
+        patient_id=patient.id,
+        kind=kind,
+        amount_cents=amount_due(kind, slot.service.price_cents),
+        key=f"{kind.value}:offer:{offer.id}",
+        description=f"{kind.value.title()} to book {slot.service.name}",
+        actor=actor,
+        offer_id=offer.id,
+        now=now,
     )
-    charge = db.session.scalar(sa.select(Charge).where(Charge.idempotency_key == key))
     record(
         actor, Action.SLOT_HELD, slot, after={"offer": offer.id, "until": hold_until.isoformat()}
     )
@@ -88,13 +99,58 @@ def hold_for_payment(
     return booking.AcceptOutcome(offer, None, charge)
 
 
-def complete_hold(offer_id: int, *, actor: Actor, now: datetime | None = None) -> Appointment:
-    """The payment step succeeded (staff marked it collected): book the held slot."""
+def hold_alternative(
+    lost_offer_id: int, slot_id: int, *, actor: Actor, now: datetime | None = None
+) -> booking.AcceptOutcome:
+    """A patient who must pay first lost a race and chose another time: hold that one.
+
+    The choice becomes a real offer of that slot to the patient (for the same waitlist
+    entry), accepted at once into a hold exactly like an accepted wave offer.
+    """
+    now = now or now_utc()
+    lost = booking.get_offer(lost_offer_id)
+    offer = db.session.scalar(
+        sa.select(Offer).where(Offer.slot_id == slot_id, Offer.patient_id == lost.patient_id)
+    )
+    if offer is None:
+        offer = Offer(
+            slot_id=slot_id,
+            waitlist_entry_id=lost.waitlist_entry_id,
+            patient_id=lost.patient_id,
+            wave=0,
+            score=0,
+            score_reasons=[f"chosen instead of offer {lost.id}"],
+            window_expires_at=now + timedelta(seconds=settings().hold_seconds),
+            created_at=now,
+            updated_at=now,
+        )
+        db.session.add(offer)
+        db.session.flush()
+        record(actor, Action.OFFER_CREATED, offer, after={"instead_of": lost.id})
+    elif offer.status != OfferStatus.PENDING:
+        raise Conflict(
+            "That time can't be held for you online; please call the clinic.",
+            code="alternative_unavailable",
+        )
+    return hold_for_payment(offer, lost.patient, actor, now)
+
+
+def complete_hold(
+    offer_id: int,
+    *,
+    actor: Actor,
+    now: datetime | None = None,
+    provider: PaymentProviderName = PaymentProviderName.DESK,
+    provider_ref: str | None = None,
+) -> Appointment:
+    """The payment succeeded (Stripe's webhook, or staff at the desk): book the held slot.
+
+    The slot's row is locked first (``book_slot``'s conditional update), so a lapse
+    racing the payment either finds the slot booked or wins and this raises.
+    """
     now = now or now_utc()
     offer = booking.get_offer(offer_id)
-    charge = db.session.scalar(
-        sa.select(Charge).where(Charge.offer_id == offer.id, Charge.status == ChargeStatus.PENDING)
-    )
+    charge = ledger.hold_charge(offer.id)
     if charge is None:
         raise Conflict("There is no pending payment for this offer.", code="no_pending_charge")
     appointment = booking.book_slot(
@@ -106,11 +162,16 @@ def complete_hold(offer_id: int, *, actor: Actor, now: datetime | None = None) -
         offer=offer,
         from_status=SlotStatus.HELD,
     )
-    charge.status = ChargeStatus.COLLECTED
-    charge.collected_at = now
-    charge.collected_by_id = actor.staff_id
-    charge.appointment_id = appointment.id
-    record(actor, Action.CHARGE_COLLECTED, charge, after={"amount_cents": charge.amount_cents})
+    ledger.append(
+        charge.id,
+        ChargeStatus.SUCCEEDED,
+        key=f"{charge.idempotency_key}:succeeded",
+        actor=actor,
+        provider=provider,
+        provider_ref=provider_ref,
+        note=f"booked appointment {appointment.id}",
+        now=now,
+    )
     return appointment
 
 
@@ -147,12 +208,18 @@ def end_hold(slot: Slot, actor: Actor, now: datetime, *, why: str) -> None:
 def _close_hold(
     offer_id: int, now: datetime, *, status: OfferStatus, reason: str | None = None
 ) -> None:
-    """The hold's pending charge fails and its offer ends with ``status``."""
-    db.session.execute(
-        sa.update(Charge)
-        .where(Charge.offer_id == offer_id, Charge.status == ChargeStatus.PENDING)
-        .values(status=ChargeStatus.FAILED, updated_at=now)
-    )
+    """The hold's owed charge fails and its offer ends with ``status``."""
+    charge = ledger.hold_charge(offer_id)
+    if charge is not None:
+        ledger.append(
+            charge.id,
+            ChargeStatus.FAILED,
+            key=f"{charge.idempotency_key}:failed",
+            actor=SYSTEM,
+            provider=PaymentProviderName.SYSTEM,
+            note=f"hold {reason or status.value} unpaid",
+            now=now,
+        )
     db.session.execute(
         sa.update(Offer)
         .where(Offer.id == offer_id, Offer.status == OfferStatus.PENDING)

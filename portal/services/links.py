@@ -20,6 +20,7 @@ from portal.db import now_utc
 class LinkPurpose(StrEnum):
     OFFER = "offer"
     APPOINTMENT = "appointment"
+    REBOOK = "rebook"  # a no-show's discounted rebooking (names the missed appointment)
 
 
 class LinkError(Exception):
@@ -109,6 +110,21 @@ def _absolute(path: str) -> str:
 def offer_url(offer_id: int, patient_id: int, slot_start: datetime) -> str:
     """Return the absolute URL of an offer page (for messages)."""
     return _absolute(f"/o/{offer_token(offer_id, patient_id, slot_start)}")
+
+
+#: A first no-show's discounted rebooking link stays usable this long.
+REBOOK_LINK_DAYS = 30
+
+
+def rebook_token(appointment_id: int, patient_id: int, missed_at: datetime) -> str:
+    """Return the signed token of the discounted rebooking page for a missed appointment."""
+    expires = missed_at + timedelta(days=REBOOK_LINK_DAYS)
+    return make_token(LinkPurpose.REBOOK, appointment_id, patient_id, expires)
+
+
+def rebook_url(appointment_id: int, patient_id: int, missed_at: datetime) -> str:
+    """Return the absolute URL of the discounted rebooking page (for messages)."""
+    return _absolute(f"/r/{rebook_token(appointment_id, patient_id, missed_at)}")
 
 
 def appointment_url(appointment_id: int, patient_id: int, slot_start: datetime) -> str:

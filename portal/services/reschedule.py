@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Appointment, CancellationPolicy, Charge, Patient, Slot, WaitlistEntry
+from portal.models import Appointment, Patient, Slot, WaitlistEntry
 from portal.models.enums import AppointmentStatus, ChargeKind
-from portal.services import booking
+from portal.services import booking, cancellation, ledger
 from portal.services.alternatives import Alternative, find_alternatives
-from portal.services.audit import Action, Actor, record
+from portal.services.audit import Actor
+from portal.services.cancellation_policy import policy_for
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.presentation import money, when
 from portal.services.release import release_slot
@@ -28,7 +29,6 @@ from portal.services.settings import settings
 
 MOVABLE = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 #: Notice that makes a move free when the category has no cancellation policy row.
-DEFAULT_NOTICE_HOURS = 24
 
 
 class NotReschedulable(Conflict):
@@ -50,11 +50,8 @@ class RescheduleFeeRequired(Conflict):
 
 
 def notice_hours(category: str) -> int:
-    """The category's notice hours (its cancellation policy), else the default."""
-    hours = db.session.scalar(
-        sa.select(CancellationPolicy.notice_hours).where(CancellationPolicy.category == category)
-    )
-    return DEFAULT_NOTICE_HOURS if hours is None else hours
+    """The category's notice hours (its cancellation policy)."""
+    return policy_for(category).notice_hours
 
 
 def fee_for_leaving_old_time(appointment: Appointment, now: datetime) -> int:
@@ -74,12 +71,9 @@ def fee_for_leaving_old_time(appointment: Appointment, now: datetime) -> int:
 
 
 def late_change_fee_cents(appointment: Appointment, now: datetime) -> int:
-    """The cancellation policy's fee for giving up this time now (cents).
-
-    The hook the cancellation-fee computation (issue 9's policy work) plugs into; this
-    branch has no fee computation of its own, so it charges nothing.
-    """
-    return 0
+    """The cancellation policy's fee for giving up this time now (cents): the same quote
+    a cancellation would get (grace, notice, late fee or full price)."""
+    return cancellation.quote(appointment, now).fee_cents
 
 
 def choices(
@@ -179,14 +173,13 @@ def reschedule_appointment(
 
 
 def _charge_fee(appointment: Appointment, fee: int, old_start: datetime, actor: Actor) -> None:
-    charge = Charge(
+    """The late-change fee as a ledger charge, owed (one per move: a double submit once)."""
+    ledger.open_charge(
         patient_id=appointment.patient_id,
         appointment_id=appointment.id,
         kind=ChargeKind.CANCELLATION_FEE,
         amount_cents=fee,
-        idempotency_key=f"reschedule-fee:{appointment.id}:{appointment.calendar_sequence}",
-        description=f"Late change from {when(old_start, appointment.slot.location.timezone)}"[:200],
+        key=f"reschedule-fee:{appointment.id}:{appointment.calendar_sequence}",
+        description=f"Late change from {when(old_start, appointment.slot.location.timezone)}",
+        actor=actor,
     )
-    db.session.add(charge)
-    db.session.flush()
-    record(actor, Action.CHARGE_OWED, charge, after={"amount_cents": fee, "why": "reschedule"})

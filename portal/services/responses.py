@@ -70,7 +70,8 @@ def accept_offer(offer_id: int, *, actor: Actor, now: datetime | None = None) ->
     offer = get_offer(offer_id)
     check_answerable(offer, now)
     patient = offer.patient
-    if holds.payment_required(patient) is not None:
+    kind = holds.payment_required(patient, now)
+    if kind is not None and holds.amount_due(kind, offer.slot.service.price_cents) > 0:
         return holds.hold_for_payment(offer, patient, actor, now)
     appointment = book_slot(
         offer.slot_id, patient, source=AppointmentSource.WAITLIST, actor=actor, now=now, offer=offer

@@ -64,6 +64,18 @@ class Settings:
     )
     #: Manual outreach raised when every channel failed: minutes until it is due.
     outreach_deadline_minutes: int = 60
+    #: No-shows (SPEC §5): an appointment not checked in this long after its start is a
+    #: no-show; tiers count a patient's no-shows in the last ``no_show_window_months``.
+    no_show_grace_minutes: int = 5
+    no_show_window_months: int = 6
+    #: The first no-show's rebooking offer (percent off the service price).
+    rebook_discount_percent: int = 20
+    #: Freed time: the remainder of a no-show's slot starts this long from now.
+    freed_time_lead_minutes: int = 10
+    #: Frequent cancellers: this many cancellations within ``frequent_cancellation_days``
+    #: (counting back from, and including, the latest) raise a flag.
+    frequent_cancellation_count: int = 2
+    frequent_cancellation_days: int = 30
 
     # --- messaging rules (services/notify/policy.py) ---------------------------------
     #: Stricter quiet hours by the recipient's IANA zone or US state (from the phone's

@@ -16,11 +16,8 @@ from sqlalchemy.orm import joinedload
 
 from portal.db import db, now_utc
 from portal.models import Appointment, Charge, Offer, Patient, Slot
-from portal.models.enums import (
-    ChargeStatus,
-    OfferStatus,
-    SlotStatus,
-)
+from portal.models.enums import OfferStatus, SlotStatus
+from portal.services import ledger
 from portal.services.appointments import active_appointment
 from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.dayview import DaySlot
@@ -114,11 +111,7 @@ def slot_panel(slot: Slot, now: datetime | None = None) -> SlotPanel:
     panel = SlotPanel(slot, fill, waves, appointment=active_appointment(slot.id))
     if slot.status == SlotStatus.HELD and slot.hold_offer_id is not None:
         panel.hold_offer = db.session.get(Offer, slot.hold_offer_id)
-        panel.hold_charge = db.session.scalar(
-            sa.select(Charge).where(
-                Charge.offer_id == slot.hold_offer_id, Charge.status == ChargeStatus.PENDING
-            )
-        )
+        panel.hold_charge = ledger.hold_charge(slot.hold_offer_id)
     return panel
 
 

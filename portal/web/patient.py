@@ -19,11 +19,12 @@ from portal.db import db, now_utc
 from portal.extensions import limiter
 from portal.models import Appointment, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource, AppointmentStatus, OfferStatus, SlotStatus
-from portal.services import booking, calendar, reschedule, responses
+from portal.services import booking, calendar, holds, reschedule, responses
 from portal.services.alternatives import find_alternatives, is_alternative_for, still_bookable
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
-from portal.services.links import LinkError, LinkPurpose, read_token
+from portal.services.links import LinkError, LinkPurpose, offer_token, read_token
+from portal.services.payments.provider import get_provider
 from portal.services.presentation import when
 from portal.services.responses import CHOICE_STATES, ENDED_STATES, OfferState, offer_state
 from portal.services.waitlist import still_waitlisted
@@ -109,6 +110,7 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
         return render_template(
             "patient/held.html",
             charge=views.pending_charge(offer),
+            pay_online=get_provider() is not None,
             hold_expires_at=slot.hold_expires_at,
             hold_seconds=max(int((slot.hold_expires_at - now_utc()).total_seconds()), 0),
             **ctx,
@@ -146,7 +148,8 @@ def _render_taken(
         alternatives=views.alternative_views(alternatives, patient.timezone),
         just_now=just_now,
         notice=notice,
-        can_book=not views.needs_payment(patient),
+        can_book=True,
+        pays_first=views.needs_payment(patient),
         still_waitlisted=still_waitlisted(patient.id, offer.waitlist_entry_id),
         **views.page_context(slot, patient),
     )
@@ -203,10 +206,6 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
     if instead is not None:  # a second tap, or another tab: one rebooking per lost offer
         return redirect(views.appointment_path(instead), 303)
     patient = offer.patient
-    if views.needs_payment(patient):
-        return _render_taken(
-            offer, token, just_now=False, notice="Please call the clinic to book one of these."
-        )
     slot = db.session.get(Slot, slot_ref)
     ended = state in ENDED_STATES
     if slot is None or not is_alternative_for(slot, offer.slot, patient, original_allowed=ended):
@@ -214,6 +213,8 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
             offer, token, just_now=False, notice="Sorry, that time isn't available any more."
         )
     slot_id, patient_id = slot.id, patient.id
+    if views.needs_payment(patient):  # the same hold as an accepted offer: pay, then booked
+        return _hold_alternative(offer, token, slot_id)
 
     def book() -> Appointment:
         return booking.book_slot(
@@ -232,6 +233,18 @@ def book_alternative(token: str, slot_ref: int) -> ResponseReturnValue:
         notice = "Sorry, that time was just taken too."
         return _render_taken(offer, token, just_now=False, notice=notice)
     return redirect(views.appointment_path(appointment), 303)
+
+
+def _hold_alternative(offer: Offer, token: str, slot_id: int) -> ResponseReturnValue:
+    offer_id, actor = offer.id, Actor.patient(offer.patient_id)
+    try:
+        outcome = commit_or_conflict(lambda: holds.hold_alternative(offer_id, slot_id, actor=actor))
+    except DomainError:
+        notice = "Sorry, that time was just taken too. Please call the clinic to book."
+        return _render_taken(offer, token, just_now=False, notice=notice)
+    held = outcome.offer
+    new_token = offer_token(held.id, held.patient_id, held.slot.start_at)
+    return redirect(url_for("patient.offer", token=new_token), 303)
 
 
 # --- appointments ------------------------------------------------------------------
@@ -262,6 +275,7 @@ def appointment(token: str) -> ResponseReturnValue:
         can_move=appt.status in reschedule.MOVABLE and appt.slot.start_at > now_utc(),
         zone_action=url_for("patient.appointment_timezone", token=token),
         **views.zone_picker(appt.patient, appt.slot),
+        cancellation=views.cancellation_summary(appt),
         **views.page_context(appt.slot, appt.patient),
     )
 

@@ -18,12 +18,15 @@ from portal.models.enums import (
     ChargeStatus,
     ReminderStatus,
 )
+from portal.services import ledger
 from portal.services.alternatives import Alternative
+from portal.services.cancellation import fee_charge
 from portal.services.holds import payment_required
 from portal.services.links import appointment_token
 from portal.services.phones import display_phone
 from portal.services.presentation import SlotView, slot_view, when, zone_choices, zone_label
 from portal.services.reminders import reminders_for
+from portal.services.waitlist import still_waitlisted
 
 #: How long an appointment link stays readable after the slot (as ``links.appointment_url``).
 
@@ -77,12 +80,22 @@ def booked_instead(offer: Offer) -> Appointment | None:
 
 def pending_charge(offer: Offer) -> Charge | None:
     """The deposit or prepayment awaiting payment for a held offer."""
-    return db.session.scalar(
-        sa.select(Charge)
-        .where(Charge.offer_id == offer.id, Charge.status == ChargeStatus.PENDING)
-        .order_by(Charge.id.desc())
-        .limit(1)
-    )
+    return ledger.hold_charge(offer.id)
+
+
+def cancellation_summary(appointment: Appointment) -> dict[str, Any] | None:
+    """What the appointment page says about a patient's cancellation: fee, waiver, waitlist."""
+    if not appointment.cancelled_by_patient:
+        return None
+    charge = fee_charge(appointment.id)
+    status = ledger.status_of(charge.id) if charge else None
+    return {
+        "fee_cents": appointment.cancellation_fee_cents or 0,
+        "paid": status == ChargeStatus.SUCCEEDED,
+        "waived": status == ChargeStatus.WAIVED,
+        "rejoined": appointment.grace_cancellation
+        and still_waitlisted(appointment.patient_id, appointment.waitlist_entry_id),
+    }
 
 
 def appointment_path(appointment: Appointment) -> str:

@@ -90,7 +90,13 @@ def test_every_registered_job_is_a_job_function_and_every_job_is_registered() ->
         registered.add(spec.path)
     defined = {
         f"{module}.{name}"
-        for module in ("jobs.filling", "jobs.notify", "jobs.reminders")
+        for module in (
+            "jobs.filling",
+            "jobs.noshow",
+            "jobs.notify",
+            "jobs.payments",
+            "jobs.reminders",
+        )
         for name, value in inspect.getmembers(importlib.import_module(module), inspect.isfunction)
         if hasattr(value, "__wrapped__") and value.__module__ == module
     }

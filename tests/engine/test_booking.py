@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Appointment, Charge, Notification, Offer, Slot, WaitlistEntry
+from portal.models import Appointment, Notification, Offer, Slot, WaitlistEntry
 from portal.models.enums import (
     AppointmentSource,
     ChargeStatus,
@@ -18,7 +18,7 @@ from portal.models.enums import (
     WaitlistStatus,
 )
 from portal.queue import get_queue
-from portal.services import booking, holds, responses
+from portal.services import booking, holds, ledger, responses
 from portal.services.alternatives import find_alternatives
 from portal.services.audit import SYSTEM, Actor
 from portal.services.filling import advance
@@ -145,7 +145,7 @@ def test_deposit_patient_gets_a_hold_then_completes_on_payment() -> None:
     appt = holds.complete_hold(offer.id, actor=Actor.staff(f.staff_user()))
     db.session.commit()
     assert appt.slot.status == SlotStatus.BOOKED
-    assert db.session.get(Charge, outcome.charge.id).status == ChargeStatus.COLLECTED
+    assert ledger.status_of(outcome.charge.id) == ChargeStatus.SUCCEEDED
 
 
 def test_lapsed_hold_reopens_the_slot_and_fails_the_charge() -> None:
@@ -161,7 +161,7 @@ def test_lapsed_hold_reopens_the_slot_and_fails_the_charge() -> None:
     assert holds.release_hold(slot.id, offer.id, actor=SYSTEM, now=later)
     db.session.commit()
     assert db.session.get(Slot, slot.id).status == SlotStatus.OPEN
-    assert db.session.get(Charge, outcome.charge.id).status == ChargeStatus.FAILED
+    assert ledger.status_of(outcome.charge.id) == ChargeStatus.FAILED
     assert db.session.get(Offer, offer.id).status == OfferStatus.EXPIRED
 
 

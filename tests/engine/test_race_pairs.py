@@ -20,15 +20,14 @@ import sqlalchemy as sa
 from flask import Flask
 
 from portal.db import db, now_utc
-from portal.models import Charge, Offer, Patient, Slot
+from portal.models import Offer, Patient, Slot
 from portal.models.enums import (
     AppointmentSource,
     ChargeKind,
-    ChargeStatus,
     OfferStatus,
     SlotStatus,
 )
-from portal.services import booking, holds, responses
+from portal.services import booking, holds, ledger, responses
 from portal.services.audit import SYSTEM, Actor
 from portal.services.filling import advance
 from portal.services.release import release_slot
@@ -76,15 +75,14 @@ def _scene(start: str) -> Scene:
                 hold_expires_at=now_utc() - timedelta(seconds=1),
             )
         )
-        db.session.add(
-            Charge(
-                patient_id=scene.offers[-1].patient_id,
-                offer_id=hold_offer_id,
-                kind=ChargeKind.DEPOSIT,
-                amount_cents=5000,
-                status=ChargeStatus.PENDING,
-                idempotency_key=f"deposit:offer:{hold_offer_id}",
-            )
+        ledger.open_charge(
+            patient_id=scene.offers[-1].patient_id,
+            offer_id=hold_offer_id,
+            kind=ChargeKind.DEPOSIT,
+            amount_cents=5000,
+            key=f"deposit:offer:{hold_offer_id}",
+            description="Deposit",
+            actor=SYSTEM,
         )
     db.session.commit()
     return Scene(slot.id, [o.id for o in scene.offers[:2]], free, hold_offer_id)

@@ -114,13 +114,27 @@ def test_alternatives_cannot_be_booked_while_the_offer_is_open(
     assert _appointments_of(scene.patient_b.id) == []
 
 
-def test_deposit_patient_is_asked_to_call(client: FlaskClient, scene: Scene) -> None:
+def test_deposit_patient_holds_an_alternative_through_the_same_hold(
+    client: FlaskClient, scene: Scene
+) -> None:
+    from portal.models import Offer, Slot
+    from portal.models.enums import SlotStatus
+    from portal.services import ledger
+
     scene.patient_b.deposit_required = True
     url = _lose_the_race(scene)
 
     html = client.get(url).get_data(as_text=True)
+    assert "Hold this time and pay" in html and "(212) 555-0100" in html
     response = post_form(client, url, f"{url}/alternatives/{scene.same_practitioner_alt.id}")
 
-    assert "call the clinic" in html and "/alternatives/" not in html
-    assert response.status_code == 200
-    assert _appointments_of(scene.patient_b.id) == []
+    assert response.status_code == 303
+    assert _appointments_of(scene.patient_b.id) == []  # held, not booked, until paid
+    db.session.expire_all()
+    alt = db.session.get(Slot, scene.same_practitioner_alt.id)
+    assert alt.status == SlotStatus.HELD
+    held = db.session.get(Offer, alt.hold_offer_id)
+    assert held.patient_id == scene.patient_b.id
+    assert ledger.hold_charge(held.id).amount_cents == 5000
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "holding this slot for you" in page

@@ -139,12 +139,12 @@ def test_an_ended_offer_with_nothing_left_keeps_the_patient_on_the_waitlist(
     assert "(212) 555-0100" in html
 
 
-def test_a_patient_who_must_pay_first_is_asked_to_call(client: FlaskClient, scene: Scene) -> None:
+def test_a_patient_who_must_pay_first_is_offered_a_hold(client: FlaskClient, scene: Scene) -> None:
     scene.patient_a.deposit_required = True
     _end(scene, "expired")
 
     html = client.get(f"/o/{offer_token(scene.offer_a)}").text
 
     assert "This offer has ended" in html
-    assert "Book this time" not in html
-    assert "please call the clinic at (212) 555-0100" in html
+    assert "Book this time" not in html and "Hold this time and pay" in html
+    assert "or call the clinic at (212) 555-0100" in html

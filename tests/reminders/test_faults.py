@@ -29,7 +29,7 @@ from portal.services import booking
 from portal.services.audit import SYSTEM, Actor
 from portal.services.notify import sending
 from portal.services.release import release_slot
-from portal.services.reschedule import reschedule_appointment
+from portal.services.reschedule import fee_for_leaving_old_time, reschedule_appointment
 from portal.services.settings import set_setting
 from tests import factories as f
 from tests.conftest import TEST_SECRET
@@ -103,7 +103,11 @@ def test_reminders_survive_a_killed_worker_and_an_emptied_redis(
     for visit in cancelled:
         release_slot(visit.slot_id, SYSTEM)
     for visit, target in zip(moved, spare, strict=True):
-        reschedule_appointment(visit.id, target.id, Actor.patient(visit.patient_id))
+        # Visits this close are moved at the policy's late-change fee, accepted here.
+        fee = fee_for_leaving_old_time(visit, now_utc())
+        reschedule_appointment(
+            visit.id, target.id, Actor.patient(visit.patient_id), accepted_fee_cents=fee
+        )
     db.session.commit()
     workers.start(2)
     expected = visits[: K - 4]

@@ -19,7 +19,7 @@ from portal.models.enums import (
     Purpose,
     SlotStatus,
 )
-from portal.services import dayview, responses
+from portal.services import dayview, ledger, responses
 from portal.services.audit import Actor
 from tests import factories as f
 from tests.conftest import csrf_token_from
@@ -200,7 +200,7 @@ def test_marking_the_deposit_collected_books_the_held_slot(signed_in: FlaskClien
     db.session.expire_all()
     assert db.session.get(Slot, slot.id).status == SlotStatus.BOOKED
     charge = db.session.scalar(sa.select(Charge).where(Charge.offer_id == offer.id))
-    assert charge.status == ChargeStatus.COLLECTED
+    assert ledger.status_of(charge.id) == ChargeStatus.SUCCEEDED
 
 
 def test_restart_filling_clears_exhaustion_and_is_audited(signed_in: FlaskClient) -> None:

@@ -13,7 +13,7 @@ from portal.db import db
 from portal.models import Appointment, Notification, Offer, Patient, Slot
 from portal.models.enums import AppointmentStatus, Channel, Purpose
 from portal.services.calendar import ICS_FILENAME, appointment_ics
-from portal.services.links import appointment_url, offer_url
+from portal.services.links import appointment_url, offer_url, rebook_url
 from portal.services.phones import display_phone
 from portal.services.presentation import slot_view, when
 from portal.services.waitlist import still_waitlisted
@@ -82,6 +82,8 @@ def message_context(notification: Notification) -> dict[str, Any]:
             earlier = datetime.fromisoformat(moved_from)
             ctx["moved_from"] = when(earlier, patient.timezone)
             ctx["moved_from_short"] = when(earlier, patient.timezone, "short")
+        if notification.purpose == Purpose.NO_SHOW and appointment.no_show_at is not None:
+            ctx["rebook_link"] = rebook_url(appointment.id, patient.id, appointment.no_show_at)
     return ctx
 
 

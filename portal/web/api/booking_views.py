@@ -12,14 +12,15 @@ from portal.db import db
 from portal.models import Appointment, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource
 from portal.services.alternatives import find_alternatives
-from portal.services.appointments import check_in
+from portal.services.appointments import check_in, complete
 from portal.services.booking import SlotTaken, book_slot
+from portal.services.cancellation import cancel_for_patient
 from portal.services.release import release_slot
 from portal.services.reschedule import reschedule_appointment
 from portal.services.settings import settings
 from portal.web.api.auth import api_actor
 from portal.web.api.blueprint import bp, error_response
-from portal.web.api.schemas import AppointmentIn, ReleaseIn, RescheduleIn
+from portal.web.api.schemas import AppointmentIn, CancelIn, ReleaseIn, RescheduleIn
 from portal.web.api.serializers import appointment_json, offer_json, slot_json
 from portal.web.api.views import body, created, get_or_404, referenced
 from portal.web.transaction import commit_or_conflict
@@ -105,6 +106,32 @@ def check_in_appointment(appointment_id: int) -> Response:
         return appointment_json(check_in(db.session.get(Appointment, appointment_id), actor))
 
     return jsonify(commit_or_conflict(arrive))
+
+
+@bp.post("/appointments/<id:appointment_id>/complete")
+def complete_appointment(appointment_id: int) -> Response:
+    get_or_404(Appointment, appointment_id)
+    actor = api_actor()
+
+    def done() -> dict[str, Any]:
+        return appointment_json(complete(db.session.get(Appointment, appointment_id), actor))
+
+    return jsonify(commit_or_conflict(done))
+
+
+@bp.post("/appointments/<id:appointment_id>/cancel")
+def cancel_appointment(appointment_id: int) -> Response:
+    data = body(CancelIn)
+    get_or_404(Appointment, appointment_id)
+    actor = api_actor()
+
+    def cancel() -> dict[str, Any]:
+        done = cancel_for_patient(
+            appointment_id, actor, reason=data.reason, waive_fee=data.waive_fee
+        )
+        return appointment_json(done.appointment)
+
+    return jsonify(commit_or_conflict(cancel))
 
 
 @bp.post("/slots/<id:slot_id>/release")

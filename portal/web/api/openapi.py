@@ -109,6 +109,10 @@ def _patient_patch_example(today: date) -> dict[str, Any]:
     return {"timezone": "America/Los_Angeles"}
 
 
+def _cancel_example(today: date) -> dict[str, Any]:
+    return {"reason": "The patient called: a family emergency.", "waive_fee": False}
+
+
 def _release_example(today: date) -> dict[str, Any]:
     return {"reason": "The practitioner is unwell today."}
 
@@ -219,7 +223,24 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         codes=("unknown_slot", "same_slot", "service_mismatch"),
     ),
     ("POST", "/appointments/{appointment_id}/check-in"): Op(
-        "Mark the patient arrived", s.AppointmentOut, errors=(404, 409)
+        "Mark the patient arrived (409 `not_checkable` once cancelled or a no-show)",
+        s.AppointmentOut,
+        errors=(404, 409),
+    ),
+    ("POST", "/appointments/{appointment_id}/complete"): Op(
+        "Mark a checked-in visit done (409 `not_checkable` before check-in)",
+        s.AppointmentOut,
+        errors=(404, 409),
+    ),
+    ("POST", "/appointments/{appointment_id}/cancel"): Op(
+        "Cancel for the patient: the category's policy sets `cancellation_fee_cents`"
+        " (grace, notice, late or full price; `waive_fee` waives it, audited); the slot"
+        " reopens and fills. Cancelling a cancelled appointment returns it unchanged;"
+        " 409 `not_cancellable` once checked in, completed or a no-show",
+        s.AppointmentOut,
+        body=s.CancelIn,
+        example=_cancel_example,
+        errors=(404, 409),
     ),
 }
 

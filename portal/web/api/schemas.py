@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from portal.models.enums import (
     AppointmentSource,
     AppointmentStatus,
+    FeeTier,
     OfferStatus,
     ReminderStatus,
     SlotStatus,
@@ -120,6 +121,13 @@ class PatientPatch(_Body):
     )
 
 
+class CancelIn(_Body):
+    #: Why the patient cancelled (kept with the appointment and in the audit log).
+    reason: text(200)
+    #: Waive the cancellation fee the policy would charge (audited).
+    waive_fee: StrictBool = False
+
+
 class ReleaseIn(_Body):
     #: Told to the patient whose booking is cancelled (optional).
     reason: text(200) | None = None
@@ -210,10 +218,18 @@ class AppointmentOut(BaseModel):
     booked_at: datetime
     confirmed_at: datetime | None
     checked_in_at: datetime | None
+    completed_at: datetime | None
+    no_show_at: datetime | None
     cancelled_at: datetime | None
+    #: What the patient owes for cancelling (0 when free or waived; null if not cancelled
+    #: by or for the patient).
     cancellation_fee_cents: int | None
     #: The appointment's reminders, in the order they go.
     reminders: list[ReminderOut]
+    #: Which cancellation rule applied: grace, notice, late or full.
+    cancellation_tier: FeeTier | None
+    #: A rebooking discount (percent) recorded on the appointment, if any.
+    discount_percent: int | None
 
 
 class OfferOut(BaseModel):

@@ -116,6 +116,8 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
         "booked_at": iso(appointment.booked_at),
         "confirmed_at": iso(appointment.confirmed_at),
         "checked_in_at": iso(appointment.checked_in_at),
+        "completed_at": iso(appointment.completed_at),
+        "no_show_at": iso(appointment.no_show_at),
         "cancelled_at": iso(appointment.cancelled_at),
         "cancellation_fee_cents": appointment.cancellation_fee_cents,
         "reminders": [
@@ -123,6 +125,10 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
             for r in reminders_for(appointment.id)
             if r.status in (ReminderStatus.SCHEDULED, ReminderStatus.SENT)
         ],
+        "cancellation_tier": appointment.cancellation_tier.value
+        if appointment.cancellation_tier
+        else None,
+        "discount_percent": appointment.discount_percent,
     }
 
 

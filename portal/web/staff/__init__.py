@@ -4,12 +4,13 @@ The blueprint and its access rules are in ``blueprint``; the view modules regist
 their pages on it when imported here.
 """
 
-from portal.web.staff import auth, day, home, outbox, patients
+from portal.web.staff import appointments, auth, day, home, outbox, patients
 from portal.web.staff.blueprint import PUBLIC_ENDPOINTS, admin_required, bp
 
 __all__ = [
     "PUBLIC_ENDPOINTS",
     "admin_required",
+    "appointments",
     "auth",
     "bp",
     "day",

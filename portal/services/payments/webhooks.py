@@ -1,0 +1,134 @@
+"""What Stripe's signed events mean for the ledger and the booking.
+
+Events may arrive twice or out of order. Each outcome is a ledger step with an
+idempotency key derived from the charge, so a duplicate appends nothing, and a step
+the charge's status forbids (a failure after a success) is ignored: a status never
+moves backwards. ``checkout.session.completed`` completes the held booking under the
+slot's lock; if the hold has already lapsed the payment is recorded and refunded after
+commit, and the slot — perhaps booked by someone else meanwhile — is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from portal.db import db, now_utc
+from portal.models import Charge, Patient
+from portal.models.enums import ChargeKind, ChargeStatus, PaymentProviderName
+from portal.queue import schedule
+from portal.services import holds, ledger
+from portal.services.audit import Action, record
+from portal.services.errors import DomainError
+from portal.services.payments.collect import PROVIDER_ACTOR
+
+log = logging.getLogger(__name__)
+
+
+def handle_event(event: dict[str, Any], now: datetime | None = None) -> str:
+    """Apply one verified Stripe event; return what it did (for logs and tests)."""
+    now = now or now_utc()
+    kind = event.get("type")
+    obj = (event.get("data") or {}).get("object") or {}
+    if kind == "checkout.session.completed":
+        return _checkout_completed(obj, now)
+    if kind == "payment_intent.succeeded":
+        return _intent_succeeded(obj, now)
+    if kind == "payment_intent.payment_failed":
+        return _intent_failed(obj, now)
+    return "ignored"
+
+
+def _charge_for(obj: dict[str, Any]) -> Charge | None:
+    raw = str((obj.get("metadata") or {}).get("charge_id") or "")
+    if not raw.isdigit() or len(raw) > 10:
+        return None
+    return db.session.get(Charge, int(raw))
+
+
+def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
+    charge = _charge_for(session)
+    if charge is None or charge.offer_id is None:
+        return "unknown charge"
+    if session.get("payment_status") != "paid":
+        return "not paid yet"
+    intent = session.get("payment_intent")
+    _save_customer(charge.patient_id, session.get("customer"))
+    status = ledger.status_of(charge.id)
+    if status in (ChargeStatus.SUCCEEDED, ChargeStatus.REFUNDED):
+        return "duplicate"
+    if status == ChargeStatus.OWED:
+        try:
+            with db.session.begin_nested():
+                holds.complete_hold(
+                    charge.offer_id,
+                    actor=PROVIDER_ACTOR,
+                    now=now,
+                    provider=PaymentProviderName.STRIPE,
+                    provider_ref=intent,
+                )
+            return "booked"
+        except DomainError as exc:
+            log.info("paid hold for charge %s could not book (%s)", charge.id, exc.code)
+    # The hold lapsed (or the slot went) before the payment landed: keep the record
+    # straight — it was paid — and give the money back.
+    ledger.append(
+        charge.id,
+        ChargeStatus.SUCCEEDED,
+        key=f"{charge.idempotency_key}:succeeded",
+        actor=PROVIDER_ACTOR,
+        provider=PaymentProviderName.STRIPE,
+        provider_ref=intent,
+        note="paid after the hold ended; refunding",
+        now=now,
+    )
+    schedule("refund_charge", charge.id)
+    return "refunding"
+
+
+def _save_customer(patient_id: int, customer_id: Any) -> None:
+    if not isinstance(customer_id, str) or not customer_id or len(customer_id) > 255:
+        return
+    patient = db.session.get(Patient, patient_id)
+    if patient is not None and patient.stripe_customer_id != customer_id:
+        patient.stripe_customer_id = customer_id
+        record(PROVIDER_ACTOR, Action.PATIENT_CARD_SAVED, patient, after={"provider": "stripe"})
+
+
+def _intent_succeeded(intent: dict[str, Any], now: datetime) -> str:
+    charge = _charge_for(intent)
+    if charge is None or charge.kind != ChargeKind.CANCELLATION_FEE:
+        return "ignored"  # holds complete through checkout.session.completed
+    if ledger.status_of(charge.id) not in ledger.DUE:
+        return "duplicate"
+    ledger.append(
+        charge.id,
+        ChargeStatus.SUCCEEDED,
+        key=f"{charge.idempotency_key}:succeeded",
+        actor=PROVIDER_ACTOR,
+        provider=PaymentProviderName.STRIPE,
+        provider_ref=intent.get("id"),
+        note="charged to the saved card",
+        now=now,
+    )
+    return "succeeded"
+
+
+def _intent_failed(intent: dict[str, Any], now: datetime) -> str:
+    charge = _charge_for(intent)
+    if charge is None or charge.kind != ChargeKind.CANCELLATION_FEE:
+        return "ignored"
+    if ledger.status_of(charge.id) != ChargeStatus.OWED:
+        return "ignored"  # already failed, paid or waived: never backwards
+    ledger.append(
+        charge.id,
+        ChargeStatus.FAILED,
+        key=f"{charge.idempotency_key}:failed:{intent.get('id') or 'offsession'}",
+        actor=PROVIDER_ACTOR,
+        provider=PaymentProviderName.STRIPE,
+        provider_ref=intent.get("id"),
+        note="the saved card was declined; owed at the desk",
+        now=now,
+    )
+    return "failed"
