@@ -48,6 +48,7 @@ class OfferMode(StrEnum):
 
 class WaitlistStatus(StrEnum):
     ACTIVE = "active"
+    PAUSED = "paused"  # staff paused it: kept, not offered, resumable
     BOOKED = "booked"
     UNREACHABLE = "unreachable"
     CANCELLED = "cancelled"
@@ -128,11 +129,13 @@ class OutreachPriority(StrEnum):
 
 
 class OutreachOutcome(StrEnum):
+    REACHED = "reached"  # told (a message that asks nothing back)
     REACHED_ACCEPTED = "reached_accepted"
     REACHED_DECLINED = "reached_declined"
     LEFT_MESSAGE = "left_message"
     NOT_REACHED = "not_reached"
     WRONG_NUMBER = "wrong_number"
+    NOT_NEEDED = "not_needed"  # closed by itself: the offer it was about has ended
 
 
 class ChargeKind(StrEnum):

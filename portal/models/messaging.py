@@ -140,6 +140,12 @@ class OutreachTask(PkMixin, TimestampMixin, db.Model):
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A claim nobody works on lapses: after this anyone may claim the task.
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: "No answer": the next call should not be made before this.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Calls made so far (every recorded outcome counts one).
+    call_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     outcome: Mapped[OutreachOutcome | None] = mapped_column(
         enum_column(OutreachOutcome, "outreach_outcome")
     )
@@ -147,3 +153,4 @@ class OutreachTask(PkMixin, TimestampMixin, db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship()
+    notification: Mapped[Notification | None] = relationship()

@@ -19,11 +19,28 @@ class Location(PkMixin, db.Model):
     timezone: Mapped[str] = mapped_column(sa.String(64))
     phone: Mapped[str] = mapped_column(sa.String(32), default="")
     address: Mapped[str] = mapped_column(sa.String(240), default="")
+    #: Weekly opening hours in the location's zone, like waitlist windows:
+    #: ``[{"weekday": 0-6 (Monday=0), "start": "HH:MM", "end": "HH:MM"}]``; empty = not set.
+    opening_hours: Mapped[list[dict]] = mapped_column(JSONB, default=list, server_default="[]")
 
     practitioners: Mapped[list[Practitioner]] = relationship(back_populates="location")
 
     def __repr__(self) -> str:
         return f"<Location {self.id} {self.timezone}>"
+
+
+#: Which services each practitioner performs (the clinic's catalogue).
+practitioner_service = sa.Table(
+    "practitioner_service",
+    db.metadata,
+    sa.Column(
+        "practitioner_id",
+        sa.ForeignKey("practitioner.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("service_id", sa.ForeignKey("service.id", ondelete="CASCADE"), primary_key=True),
+    sa.Index("ix_practitioner_service_service_id", "service_id"),
+)
 
 
 class Practitioner(PkMixin, db.Model):
@@ -34,6 +51,9 @@ class Practitioner(PkMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 
     location: Mapped[Location] = relationship(back_populates="practitioners")
+    services: Mapped[list[Service]] = relationship(
+        secondary=practitioner_service, order_by="Service.name"
+    )
 
 
 class Service(PkMixin, db.Model):
