@@ -77,6 +77,9 @@ JOBS: dict[str, JobSpec] = {
     "refund_charge": JobSpec(
         "jobs.payments.refund_charge", "default", timeout=60, retry=(5, [10, 30, 60, 300, 900])
     ),
+    "close_ended_outreach": JobSpec(
+        "jobs.outreach.close_ended_outreach", "default", timeout=60, every=60
+    ),
 }
 
 

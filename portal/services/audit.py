@@ -27,6 +27,7 @@ class Action(StrEnum):
     APPOINTMENT_DISCOUNTED = "appointment.discounted"
     APPOINTMENT_FEE_WAIVED = "appointment.fee_waived"
     APPOINTMENT_NO_SHOW = "appointment.no_show"
+    APPOINTMENT_MOVED = "appointment.moved"
     APPOINTMENT_OVERLAP_ALLOWED = "appointment.overlap_allowed"
     APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
 
@@ -38,6 +39,14 @@ class Action(StrEnum):
     CHARGE_SUCCEEDED = "charge.succeeded"
     CHARGE_WAIVED = "charge.waived"
 
+    CANCELLATION_POLICY_CHANGED = "cancellation_policy.changed"
+
+    CLOSURE_CREATED = "closure.created"
+    CLOSURE_DELETED = "closure.deleted"
+
+    LOCATION_CREATED = "location.created"
+    LOCATION_UPDATED = "location.updated"
+
     NOTIFICATION_CANCELLED = "notification.cancelled"
     NOTIFICATION_DELIVERED = "notification.delivered"
     NOTIFICATION_EXHAUSTED = "notification.exhausted"
@@ -48,9 +57,19 @@ class Action(StrEnum):
     OFFER_EXPIRED = "offer.expired"
     OFFER_WITHDRAWN = "offer.withdrawn"
 
+    OFFER_POLICY_CHANGED = "offer_policy.changed"
+
+    OUTREACH_CLAIMED = "outreach.claimed"
+    OUTREACH_CLOSED = "outreach.closed"
+    OUTREACH_OUTCOME_RECORDED = "outreach.outcome_recorded"
+    OUTREACH_RELEASED = "outreach.released"
+
     PATIENT_CREATED = "patient.created"
     PATIENT_FLAGGED = "patient.flagged"
+    PATIENT_FLAG_ANNOTATED = "patient.flag_annotated"
+    PATIENT_FLAG_RESOLVED = "patient.flag_resolved"
     PATIENT_PHONE_REJECTED = "patient.phone_rejected"
+    PATIENT_SMS_OPT_IN = "patient.sms_opt_in"
     PATIENT_SMS_OPT_OUT = "patient.sms_opt_out"
     PATIENT_TIMEZONE_CHANGED = "patient.timezone_changed"
 
@@ -58,6 +77,16 @@ class Action(StrEnum):
     REMINDER_SENT = "reminder.sent"
     REMINDERS_CANCELLED = "appointment.reminders_cancelled"
     REMINDERS_PLANNED = "appointment.reminders_planned"
+    PATIENT_TIER_CHANGED = "patient.tier_changed"
+    PATIENT_UPDATED = "patient.updated"
+
+    PRACTITIONER_CREATED = "practitioner.created"
+    PRACTITIONER_UPDATED = "practitioner.updated"
+
+    SERVICE_CREATED = "service.created"
+    SERVICE_UPDATED = "service.updated"
+
+    SETTING_CHANGED = "setting.changed"
 
     PATIENT_CARD_SAVED = "patient.card_saved"
 
@@ -77,14 +106,19 @@ class Action(StrEnum):
     STAFF_ACTIVATED = "staff.activated"
     STAFF_CREATED = "staff.created"
     STAFF_DEACTIVATED = "staff.deactivated"
+    STAFF_INVITED = "staff.invited"
     STAFF_LOGIN = "staff.login"
     STAFF_LOGIN_FAILED = "staff.login_failed"
     STAFF_LOGOUT = "staff.logout"
     STAFF_PASSWORD_CHANGED = "staff.password_changed"  # noqa: S105
+    STAFF_ROLE_CHANGED = "staff.role_changed"
 
     WAITLIST_CLOSED = "waitlist.closed"
     WAITLIST_JOINED = "waitlist.joined"
     WAITLIST_REJOINED = "waitlist.rejoined"
+    WAITLIST_PAUSED = "waitlist.paused"
+    WAITLIST_REMOVED = "waitlist.removed"
+    WAITLIST_RESUMED = "waitlist.resumed"
     WAITLIST_UNREACHABLE = "waitlist.unreachable"
     WAITLIST_UPDATED = "waitlist.updated"
 

@@ -139,7 +139,7 @@ def book_slot(
     )
     if slot is None:
         raise_for_current_state(slot_id, offer)
-    _lock_patient(patient.id)
+    lock_patient(patient.id)
     if offer is not None:  # an answered or closed offer says so before any clash does
         _check_entry_active(offer.waitlist_entry_id)
         _mark_accepted(offer, now, within_window=from_status == SlotStatus.OPEN)
@@ -237,7 +237,7 @@ def _move_into(
     return appointment
 
 
-def _lock_patient(patient_id: int) -> None:
+def lock_patient(patient_id: int) -> None:
     """Serialise this patient's bookings, so each sees the one before it.
 
     FOR NO KEY UPDATE: inserts that merely reference the patient (offers, notifications

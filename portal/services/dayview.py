@@ -163,6 +163,16 @@ def slots_for_local_day(location: Location, day: date) -> list[DaySlot]:
     return _day_slots(Slot.location_id == location.id, Slot.start_at >= start, Slot.start_at < end)
 
 
+def open_slots_between(location: Location, start: datetime, end: datetime) -> list[DaySlot]:
+    """The location's open slots starting in [start, end), as day-view rows."""
+    return _day_slots(
+        Slot.location_id == location.id,
+        Slot.status == SlotStatus.OPEN,
+        Slot.start_at >= start,
+        Slot.start_at < end,
+    )
+
+
 def day_slot(slot_id: int) -> DaySlot | None:
     """Return one slot as a day-view row (to re-render just that row)."""
     rows = _day_slots(Slot.id == slot_id)

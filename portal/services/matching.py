@@ -65,7 +65,7 @@ def _overlapping(slot: Slot) -> sa.ColumnElement[bool]:
     return sa.and_(Slot.start_at < slot.end_at, Slot.end_at > slot.start_at)
 
 
-def _busy_patient_ids(slot: Slot) -> set[int]:
+def busy_patient_ids(slot: Slot) -> set[int]:
     """Patients holding an appointment, or a pending offer, that overlaps the slot."""
     booked = (
         sa.select(Appointment.patient_id)
@@ -113,6 +113,7 @@ class Exclusion(StrEnum):
     PAST_CUTOFF = "past_cutoff"  # too close to the start: nobody can be asked
     ALREADY_OFFERED = "already_offered"
     UNREACHABLE = "unreachable"  # flagged unreachable, or no phone and no email
+    OPTED_OUT = "opted_out"  # opted out of texts and calls, and no email to write to
     BUSY = "busy"  # an overlapping appointment or pending offer
     SHORT_NOTICE = "short_notice"  # the slot is soon and they did not accept short notice
     OUTSIDE_DATES = "outside_dates"
@@ -126,6 +127,7 @@ EXCLUSION_LABELS = {
     Exclusion.PAST_CUTOFF: "{n} waiting, but it is too close to the start to offer",
     Exclusion.ALREADY_OFFERED: "{n} already offered",
     Exclusion.UNREACHABLE: "{n} unreachable",
+    Exclusion.OPTED_OUT: "{n} opted out of messages",
     Exclusion.BUSY: "{n} busy",
     Exclusion.SHORT_NOTICE: "{n} not taking short notice",
     Exclusion.OUTSIDE_DATES: "{n} outside their dates",
@@ -134,12 +136,29 @@ EXCLUSION_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A waiting patient not offered the slot, and the first reason why."""
+
+    entry: WaitlistEntry
+    patient: Patient
+    reason: Exclusion
+
+
 @dataclass
 class Match:
-    """The ranked candidates for a slot, and how many waiting patients were left out why."""
+    """The ranked candidates for a slot, and the waiting patients left out, with why."""
 
     candidates: list[Candidate] = field(default_factory=list)
-    excluded: Counter[Exclusion] = field(default_factory=Counter)
+    left_out: list[LeftOut] = field(default_factory=list)
+
+    @property
+    def excluded(self) -> Counter[Exclusion]:
+        """How many were left out for each reason."""
+        return Counter(item.reason for item in self.left_out)
+
+    def leave_out(self, entry: WaitlistEntry, patient: Patient, reason: Exclusion) -> None:
+        self.left_out.append(LeftOut(entry, patient, reason))
 
 
 def describe_exclusions(counts: Mapping[str, int] | None) -> str:
@@ -193,10 +212,10 @@ def match_slot(slot: Slot, now: datetime, blocked: Exclusion | None = None) -> M
     if blocked is None and rows and closure_for(slot) is not None:
         blocked = Exclusion.CLOSURE
     if blocked is not None:
-        return Match(excluded=Counter({blocked: len(rows)}) if rows else Counter())
+        return Match(left_out=[LeftOut(entry, patient, blocked) for entry, patient, *_ in rows])
 
     match = Match()
-    busy = _busy_patient_ids(slot) if rows else set()
+    busy = busy_patient_ids(slot) if rows else set()
     short_notice = slot.start_at - now < timedelta(hours=settings().short_notice_hours)
     fitting: list[Candidate] = []
     for entry, patient, was_offered, cannot_reach in rows:
@@ -204,7 +223,7 @@ def match_slot(slot: Slot, now: datetime, blocked: Exclusion | None = None) -> M
         if reason is None:
             fitting.append(Candidate(entry, patient))
         else:
-            match.excluded[reason] += 1
+            match.leave_out(entry, patient, reason)
     if not fitting:
         return match
 
@@ -212,7 +231,7 @@ def match_slot(slot: Slot, now: datetime, blocked: Exclusion | None = None) -> M
     cap = settings().daily_offer_cap
     for candidate in fitting:
         if history[candidate.patient.id].today >= cap:
-            match.excluded[Exclusion.DAILY_CAP] += 1
+            match.leave_out(candidate.entry, candidate.patient, Exclusion.DAILY_CAP)
             continue
         score_candidate(candidate, slot, now, history[candidate.patient.id].outcomes)
         match.candidates.append(candidate)
@@ -234,6 +253,8 @@ def _why_not(
         return Exclusion.ALREADY_OFFERED
     if cannot_reach:
         return Exclusion.UNREACHABLE
+    if patient.sms_opt_out and not patient.email:
+        return Exclusion.OPTED_OUT
     if patient.id in busy:
         return Exclusion.BUSY
     if short_notice and not entry.short_notice_ok:

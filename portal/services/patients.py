@@ -34,19 +34,52 @@ class InvalidPhone(DomainError):
     default_message = "That phone number is not valid."
 
 
+class DuplicatePhone(DomainError):
+    """Another patient already has this number; ``patients`` lists them."""
+
+    default_code = "duplicate_phone"
+    default_status = 409
+
+    def __init__(self, patients: list[Patient]) -> None:
+        names = ", ".join(p.name for p in patients[:3])
+        verb = "has" if len(patients) == 1 else "have"
+        super().__init__(
+            f"{names} already {verb} this phone number.",
+            details={"patient_ids": [p.id for p in patients]},
+        )
+        self.patients = patients
+
+
+def patients_with_phone(e164: str | None, except_id: int | None = None) -> list[Patient]:
+    """Other patients registered with the number ``e164``."""
+    if not e164:
+        return []
+    query = sa.select(Patient).where(Patient.phone_e164 == e164)
+    if except_id is not None:
+        query = query.where(Patient.id != except_id)
+    return list(db.session.scalars(query.order_by(Patient.id).limit(10)))
+
+
+def refuse_duplicate_phone(e164: str | None, except_id: int | None = None) -> None:
+    """Raise ``DuplicatePhone`` if another patient has the number ``e164``."""
+    others = patients_with_phone(e164, except_id)
+    if others:
+        raise DuplicatePhone(others)
+
+
 def is_valid_timezone(name: str) -> bool:
     """Return whether ``name`` is an IANA zone of a real place (e.g. America/New_York)."""
     return 0 < len(name) <= 64 and name in known_zones() and name not in _NOT_A_PLACE
 
 
-def _clean_name(name: str) -> str:
+def clean_name(name: str) -> str:
     cleaned = " ".join((name or "").split())
     if not cleaned or len(cleaned) > MAX_NAME_LENGTH or "\x00" in cleaned:
         raise DomainError(f"Give a name of 1 to {MAX_NAME_LENGTH} characters.", code="invalid_name")
     return cleaned
 
 
-def _clean_email(email: str | None) -> str | None:
+def clean_email(email: str | None) -> str | None:
     cleaned = (email or "").strip()
     if not cleaned:
         return None
@@ -85,19 +118,26 @@ def create_patient(
     timezone: str | None = None,
     home_location: Location | None = None,
     actor: Actor,
+    allow_duplicate_phone: bool = True,
 ) -> Patient:
-    """Register a patient; the phone must be valid, the zone is resolved and recorded."""
-    clean_name = _clean_name(name)
+    """Register a patient; the phone must be valid, the zone is resolved and recorded.
+
+    With ``allow_duplicate_phone=False`` a number another patient has is refused
+    (``DuplicatePhone``): staff confirm first that the two really are different people.
+    """
+    cleaned_name = clean_name(name)
     parsed = parse_phone(phone)
     if not parsed.valid:
         raise InvalidPhone(parsed.message or None, details={"reason": parsed.reason})
-    clean_email = _clean_email(email)
+    if not allow_duplicate_phone:
+        refuse_duplicate_phone(parsed.e164)
+    cleaned_email = clean_email(email)
     zone, source = resolve_timezone(timezone, parsed.e164, home_location)
     patient = Patient(
-        name=clean_name,
+        name=cleaned_name,
         phone_raw=phone.strip(),
         phone_e164=parsed.e164,
-        email=clean_email,
+        email=cleaned_email,
         timezone=zone,
         timezone_source=source,
         home_location_id=home_location.id if home_location else None,

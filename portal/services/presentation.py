@@ -206,3 +206,18 @@ def zone_choices(at: datetime, *also: str) -> tuple[list[tuple[str, str]], list[
     first = list(dict.fromkeys([*also, *COMMON_ZONES]))
     rest = sorted(z for z in known_zones() if z.startswith(_PLACE_AREAS) and z not in first)
     return [(z, zone_label(z, at)) for z in first], [(z, zone_label(z, at)) for z in rest]
+
+
+def clock_label(hhmm: str) -> str:
+    """A wall-clock time kept as "HH:MM" (hours, windows) as people read it: "9:30 AM"."""
+    hours, _, minutes = hhmm.partition(":")
+    return arrow.Arrow(2000, 1, 1, int(hours), int(minutes)).format(FORMATS["clock"])
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def weekly_window(window: dict[str, object]) -> str:
+    """A weekly window ``{weekday, start, end}`` as "Monday 9:00 AM – 12:00 PM"."""
+    day = WEEKDAYS[int(window["weekday"])]  # type: ignore[call-overload]
+    return f"{day} {clock_label(str(window['start']))} – {clock_label(str(window['end']))}"

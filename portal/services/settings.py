@@ -76,6 +76,10 @@ class Settings:
     #: (counting back from, and including, the latest) raise a flag.
     frequent_cancellation_count: int = 2
     frequent_cancellation_days: int = 30
+    #: A claimed outreach task nobody records an outcome for is free again after this.
+    outreach_claim_minutes: int = 15
+    #: "No answer": the suggested wait before calling again.
+    outreach_retry_minutes: int = 30
 
     # --- messaging rules (services/notify/policy.py) ---------------------------------
     #: Stricter quiet hours by the recipient's IANA zone or US state (from the phone's

@@ -25,7 +25,7 @@ LATEST_DATE = date(2199, 12, 31)
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _WINDOW_KEYS = frozenset({"weekday", "start", "end"})
 #: Fields a re-join replaces; also the audit snapshot (no patient data among them).
-_PREFERENCES = (
+PREFERENCE_FIELDS = (
     "preferred_practitioner_id",
     "earliest",
     "latest",
@@ -77,7 +77,7 @@ def default_location(patient: Patient) -> Location | None:
     return only_two[0] if len(only_two) == 1 else None
 
 
-def _check(
+def check_preferences(
     service: Service,
     location: Location,
     practitioner: Practitioner | None,
@@ -85,6 +85,7 @@ def _check(
     latest: date | None,
     priority: int | None,
 ) -> None:
+    """Refuse preferences that cannot be met (inactive service, foreign practitioner, …)."""
     if not service.active:
         raise DomainError("That service is no longer offered.", code="inactive_service")
     if practitioner is not None and (
@@ -136,7 +137,7 @@ def _insert_if_absent(values: dict[str, Any]) -> int | None:
     return db.session.execute(stmt).scalar_one_or_none()
 
 
-def _snapshot(entry: WaitlistEntry, fields: Iterable[str] = _PREFERENCES) -> dict[str, Any]:
+def _snapshot(entry: WaitlistEntry, fields: Iterable[str] = PREFERENCE_FIELDS) -> dict[str, Any]:
     return audit.snapshot(entry, *fields)
 
 
@@ -159,7 +160,7 @@ def join_waitlist(
     Re-joining replaces the preferences but keeps the entry (and the time waited).
     ``priority`` None keeps the current one (0 for a new entry).
     """
-    _check(service, location, preferred_practitioner, earliest, latest, priority)
+    check_preferences(service, location, preferred_practitioner, earliest, latest, priority)
     prefs: dict[str, Any] = {
         "preferred_practitioner_id": preferred_practitioner.id if preferred_practitioner else None,
         "earliest": earliest,
@@ -187,7 +188,7 @@ def join_waitlist(
         new_id = _insert_if_absent({"priority": 0, **prefs, **keys})
         if new_id is not None:
             entry = db.session.get_one(WaitlistEntry, new_id)
-            after = _snapshot(entry, ("service_id", "location_id", *_PREFERENCES))
+            after = _snapshot(entry, ("service_id", "location_id", *PREFERENCE_FIELDS))
             audit.record(actor, Action.WAITLIST_JOINED, entry, after=after)
             return entry, True
     raise Conflict(

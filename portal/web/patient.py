@@ -144,6 +144,7 @@ def _render_taken(
         token=token,
         slot=views.slot_view(slot, patient.timezone),
         ended=state.value if ended else None,
+        closed_then=offer.withdrawn_reason == "closure",
         still_open=ended and still_bookable(slot, patient),
         alternatives=views.alternative_views(alternatives, patient.timezone),
         just_now=just_now,

@@ -80,7 +80,8 @@ def _id_schemas(node: object, name: str = "") -> list[tuple[str, dict]]:
     found: list[tuple[str, dict]] = []
     if isinstance(node, dict):
         if "name" in node and "schema" in node:  # a parameter
-            found.append((node["name"], node["schema"]))
+            if node["name"] == "id" or node["name"].endswith("_id"):
+                found.append((node["name"], node["schema"]))
         for key, value in node.get("properties", {}).items():
             if key == "id" or key.endswith("_id"):
                 for option in value.get("anyOf", [value]):

@@ -54,6 +54,7 @@ _DOMAIN_CODES = {
     "nonexistent_local_time": "the time is written as a wall-clock time that the clinic's"
     " zone skips that day (a DST change), with the offset of before the change",
     "service_mismatch": "the slot is for another service",
+    "invalid_range": "`to` is not after `from`",
 }
 
 
@@ -68,6 +69,7 @@ class Op:
     body: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     query: tuple[tuple[str, str], ...] = ()  # (name, description), integer ids
+    query_model: type[BaseModel] | None = None  # every field a query parameter
     codes: tuple[str, ...] = ()  # 422 codes besides validation_error (keys of _DOMAIN_CODES)
     public: bool = False
     raw_response: dict[str, Any] | None = None
@@ -117,6 +119,14 @@ def _release_example(today: date) -> dict[str, Any]:
     return {"reason": "The practitioner is unwell today."}
 
 
+def _practitioner_example(today: date) -> dict[str, Any]:
+    return {"name": "Dr. Rivera", "location_id": 1, "service_ids": [1], "active": True}
+
+
+def _practitioner_patch_example(today: date) -> dict[str, Any]:
+    return {"active": False}
+
+
 #: (method, path relative to /api/v1) → operation. Add new endpoints here.
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/openapi.json"): Op(
@@ -129,6 +139,22 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         many=True,
         errors=(422,),
         query=(("location_id", "only those at this location"),),
+    ),
+    ("POST", "/practitioners"): Op(
+        "Add a practitioner (sync from the practice's system)",
+        s.PractitionerOut,
+        statuses=(201,),
+        body=s.PractitionerIn,
+        example=_practitioner_example,
+        codes=("unknown_location", "unknown_service"),
+    ),
+    ("PATCH", "/practitioners/{practitioner_id}"): Op(
+        "Change a practitioner: name, location, services, active (fields given only)",
+        s.PractitionerOut,
+        body=s.PractitionerPatch,
+        example=_practitioner_patch_example,
+        errors=(404,),
+        codes=("unknown_location", "unknown_service"),
     ),
     ("GET", "/services"): Op("List services", s.ServiceOut, many=True),
     ("POST", "/patients"): Op(
@@ -185,6 +211,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             "nonexistent_local_time",
         ),
     ),
+    ("GET", "/slots"): Op(
+        "List slots starting in [from, to), by status, practitioner and location (paged)",
+        s.SlotPage,
+        errors=(422,),
+        query_model=s.SlotQuery,
+        codes=("invalid_range",),
+    ),
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
     ("POST", "/slots/{slot_id}/release"): Op(
         "Cancel the slot's appointment if any (the patient is told, with `reason` if"
@@ -208,6 +241,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         example=_appointment_example,
         errors=(409,),
         codes=("unknown_slot", "unknown_patient"),
+    ),
+    ("GET", "/appointments"): Op(
+        "List appointments by patient, slot, status and slot start in [from, to) (paged)",
+        s.AppointmentPage,
+        errors=(422,),
+        query_model=s.AppointmentQuery,
+        codes=("invalid_range",),
     ),
     ("GET", "/appointments/{appointment_id}"): Op(
         "Get an appointment", s.AppointmentOut, errors=(404,)
@@ -253,6 +293,8 @@ _MODELS: tuple[type[BaseModel], ...] = (
     s.SlotOut,
     s.AppointmentOut,
     s.OfferOut,
+    s.SlotPage,
+    s.AppointmentPage,
     s.ErrorBody,
     s.SlotFilledBody,
 )
@@ -277,6 +319,8 @@ def _operation(method: str, path: str, op: Op, today: date) -> dict[str, Any]:
         {"name": name, "in": "query", "description": text, "schema": dict(ID_SCHEMA)}
         for name, text in op.query
     ]
+    if op.query_model is not None:
+        params += _query_parameters(op.query_model)
     if params:
         result["parameters"] = params
     if op.body is not None:
@@ -307,6 +351,25 @@ def _operation(method: str, path: str, op: Op, today: date) -> dict[str, Any]:
         responses["422"] = _unprocessable(op.codes)
     result["responses"] = responses
     return result
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One optional query parameter per field of ``model`` (by its alias)."""
+    schema = model.model_json_schema(by_alias=True, ref_template=_REF)
+    defs = schema.get("$defs", {})
+    params = []
+    for name, prop in schema["properties"].items():
+        options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"]
+        param_schema = {k: v for k, v in options[0].items() if k not in ("title", "default")}
+        if "$ref" in param_schema:  # an enum: inline it (a parameter is a plain string)
+            param_schema = dict(defs[param_schema["$ref"].rsplit("/", 1)[1]])
+            param_schema.pop("title", None)
+        param: dict[str, Any] = {"name": name, "in": "query", "schema": param_schema}
+        description = prop.get("description") or param_schema.pop("description", None)
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
 
 
 def _unprocessable(codes: tuple[str, ...]) -> dict[str, Any]:

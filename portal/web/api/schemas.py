@@ -37,6 +37,7 @@ from portal.web.api.fields import (
     Weekday,
     text,
 )
+from portal.web.ids import MAX_ID
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -100,6 +101,59 @@ class SlotIn(_Body):
     )
 
 
+class PractitionerIn(_Body):
+    name: Name
+    location_id: Id
+    service_ids: Annotated[list[Id], Field(max_length=200)] | None = Field(
+        None, description="the services this practitioner performs (default: none listed)"
+    )
+    active: StrictBool = True
+
+
+class PractitionerPatch(_Body):
+    """Only the fields given change; null or absent leaves a field as it is."""
+
+    name: Name | None = None
+    location_id: Id | None = None
+    service_ids: Annotated[list[Id], Field(max_length=200)] | None = None
+    active: StrictBool | None = None
+
+
+#: An id in a query string (digits; the same bounds as every id).
+QueryId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    page: Annotated[int, Field(strict=False, ge=1, le=10_000)] = Field(
+        1, description="page number, from 1"
+    )
+    per_page: Annotated[int, Field(strict=False, ge=1, le=200)] = Field(
+        50, description="items per page, at most 200"
+    )
+
+
+class SlotQuery(_Query):
+    from_: Instant | None = Field(
+        None, alias="from", description="slots starting at or after this instant"
+    )
+    to: Instant | None = Field(None, description="slots starting before this instant")
+    status: SlotStatus | None = None
+    practitioner_id: QueryId | None = None
+    location_id: QueryId | None = None
+
+
+class AppointmentQuery(_Query):
+    patient_id: QueryId | None = None
+    slot_id: QueryId | None = None
+    status: AppointmentStatus | None = None
+    from_: Instant | None = Field(
+        None, alias="from", description="appointments whose slot starts at or after this"
+    )
+    to: Instant | None = Field(None, description="appointments whose slot starts before this")
+
+
 class AppointmentIn(_Body):
     slot_id: Id
     patient_id: Id
@@ -148,6 +202,7 @@ class PractitionerOut(BaseModel):
     name: str
     location_id: int
     active: bool
+    service_ids: list[int]
 
 
 class ServiceOut(BaseModel):
@@ -232,6 +287,20 @@ class AppointmentOut(BaseModel):
     discount_percent: int | None
 
 
+class SlotPage(BaseModel):
+    items: list[SlotOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class AppointmentPage(BaseModel):
+    items: list[AppointmentOut]
+    page: int
+    per_page: int
+    total: int
+
+
 class OfferOut(BaseModel):
     id: int
     slot_id: int
@@ -278,6 +347,17 @@ def _field_errors(exc: ValidationError) -> list[dict[str, Any]]:
         message = "The body must be a JSON object" if err["type"] == "model_type" else err["msg"]
         fields.append({"loc": list(err["loc"]), "message": message, "type": err["type"]})
     return fields
+
+
+def parse_query(model: type[M], args: dict[str, str]) -> M:
+    """Validate query-string parameters against ``model`` (422 ``validation_error``)."""
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        fields = _field_errors(exc)
+        for error in fields:
+            error["loc"] = ["query", *error["loc"]]
+        raise ValidationFailed(fields) from None
 
 
 def parse_body(model: type[M], raw: bytes, mimetype: str) -> M:

@@ -48,6 +48,7 @@ def practitioner_json(practitioner: Practitioner) -> dict[str, Any]:
         "name": practitioner.name,
         "location_id": practitioner.location_id,
         "active": practitioner.active,
+        "service_ids": [s.id for s in practitioner.services],
     }
 
 

@@ -1,0 +1,144 @@
+"""Staff changes to a patient: contact details, text opt-out, payment tier.
+
+Registration is ``patients.create_patient``; this module edits. Every change is audited
+with what it was before (never the phone number or email themselves: those are PHI, the
+audit keeps which fields changed). A phone number another patient already has is refused
+unless the caller confirms the two really are different people (``allow_duplicate_phone``,
+``patients.DuplicatePhone``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from portal.models import Location, Patient
+from portal.models.enums import ChargeKind, TimezoneSource
+from portal.services.audit import Action, Actor, record
+from portal.services.errors import DomainError
+from portal.services.holds import payment_required
+from portal.services.patients import (
+    InvalidPhone,
+    clean_email,
+    clean_name,
+    refuse_duplicate_phone,
+    resolve_timezone,
+)
+from portal.services.phones import parse_phone
+
+MAX_REASON = 300
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """The fields of the patient form."""
+
+    name: str
+    phone: str
+    email: str | None
+    timezone: str | None  # None or blank: detect from the phone, else the location's
+    home_location: Location | None
+
+
+def update_patient(
+    patient: Patient, change: ContactChange, actor: Actor, *, allow_duplicate_phone: bool = False
+) -> list[str]:
+    """Apply the form's contact details; return the names of the fields that changed."""
+    name = clean_name(change.name)
+    parsed = parse_phone(change.phone)
+    if not parsed.valid:
+        raise InvalidPhone(parsed.message or None, details={"reason": parsed.reason})
+    email = clean_email(change.email)
+    if not allow_duplicate_phone and parsed.e164 != patient.phone_e164:
+        refuse_duplicate_phone(parsed.e164, patient.id)
+    zone, source = resolve_timezone(change.timezone, parsed.e164, change.home_location)
+    new = {
+        "name": name,
+        "phone_e164": parsed.e164,
+        "phone_raw": change.phone.strip(),
+        "email": email,
+        "timezone": zone,
+        "timezone_source": source,
+        "home_location_id": change.home_location.id if change.home_location else None,
+    }
+    changed = [key for key, value in new.items() if getattr(patient, key) != value]
+    if not changed:
+        return []
+    before = {k: getattr(patient, k) for k in changed if k in _SAFE_TO_AUDIT}
+    for key in changed:
+        setattr(patient, key, new[key])
+    after = {k: getattr(patient, k) for k in changed if k in _SAFE_TO_AUDIT}
+    record(actor, Action.PATIENT_UPDATED, patient, before=before, after=after | {"fields": changed})
+    return changed
+
+
+#: Fields whose values may be kept in the audit trail (the rest are named, not copied).
+_SAFE_TO_AUDIT = frozenset({"timezone", "timezone_source", "home_location_id"})
+
+
+def set_sms_opt_out(patient: Patient, opted_out: bool, note: str, actor: Actor) -> bool:
+    """Record that the patient stopped (or, on their request, restarted) texts and calls.
+
+    Returns whether anything changed. Restarting needs a note saying the patient asked.
+    """
+    note = " ".join(note.split())[:MAX_REASON]
+    if patient.sms_opt_out == opted_out:
+        return False
+    if not opted_out and not note:
+        raise DomainError(
+            "Say how the patient asked to get texts again (e.g. 'asked at the desk').",
+            code="reason_required",
+        )
+    patient.sms_opt_out = opted_out
+    action = Action.PATIENT_SMS_OPT_OUT if opted_out else Action.PATIENT_SMS_OPT_IN
+    record(actor, action, patient, before={"sms_opt_out": not opted_out}, after={"note": note})
+    return True
+
+
+class Tier(StrEnum):
+    """What a patient must pay before a booking completes (``holds.payment_required``)."""
+
+    NONE = "none"
+    DEPOSIT = "deposit"
+    PREPAYMENT = "prepayment"
+
+
+TIER_LABELS = {
+    Tier.NONE: "No payment needed first",
+    Tier.DEPOSIT: "Deposit before booking",
+    Tier.PREPAYMENT: "Prepayment before booking",
+}
+
+
+def tier_of(patient: Patient) -> Tier:
+    kind = payment_required(patient)
+    if kind == ChargeKind.PREPAYMENT:
+        return Tier.PREPAYMENT
+    if kind == ChargeKind.DEPOSIT:
+        return Tier.DEPOSIT
+    return Tier.NONE
+
+
+def set_tier(patient: Patient, tier: Tier, reason: str, actor: Actor) -> bool:
+    """Change what the patient must pay first, with a reason (audited); False if unchanged."""
+    reason = " ".join(reason.split())[:MAX_REASON]
+    if not reason:
+        raise DomainError("Give a reason for changing the tier.", code="reason_required")
+    before = tier_of(patient)
+    if before == tier:
+        return False
+    patient.deposit_required = tier == Tier.DEPOSIT
+    patient.prepayment_required = tier == Tier.PREPAYMENT
+    record(
+        actor,
+        Action.PATIENT_TIER_CHANGED,
+        patient,
+        before={"tier": before},
+        after={"tier": tier, "reason": reason},
+    )
+    return True
+
+
+def timezone_choice(patient: Patient) -> str | None:
+    """The zone to show in the form's field: only an explicit one (blank = detect)."""
+    return patient.timezone if patient.timezone_source == TimezoneSource.EXPLICIT else None
