@@ -79,9 +79,9 @@ def _id_schemas(node: object, name: str = "") -> list[tuple[str, dict]]:
     """Return (name, schema) for every integer property or parameter named like an id."""
     found: list[tuple[str, dict]] = []
     if isinstance(node, dict):
-        if "name" in node and "schema" in node:  # a parameter
-            if node["name"] == "id" or node["name"].endswith("_id"):
-                found.append((node["name"], node["schema"]))
+        is_parameter = "name" in node and "schema" in node
+        if is_parameter and (node["name"] == "id" or node["name"].endswith("_id")):
+            found.append((node["name"], node["schema"]))
         for key, value in node.get("properties", {}).items():
             if key == "id" or key.endswith("_id"):
                 for option in value.get("anyOf", [value]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from functools import cache
 
 import grimp
@@ -80,6 +81,13 @@ def test_there_is_no_import_cycle() -> None:
     assert _cycles(_graph()) == []
 
 
+def _job_modules() -> list[str]:
+    """Every module of the ``jobs`` package (each may define ``@job`` functions)."""
+    import jobs
+
+    return [f"jobs.{m.name}" for m in pkgutil.iter_modules(jobs.__path__) if not m.ispkg]
+
+
 def test_every_registered_job_is_a_job_function_and_every_job_is_registered() -> None:
     registered = set()
     for name, spec in JOBS.items():
@@ -90,13 +98,7 @@ def test_every_registered_job_is_a_job_function_and_every_job_is_registered() ->
         registered.add(spec.path)
     defined = {
         f"{module}.{name}"
-        for module in (
-            "jobs.filling",
-            "jobs.noshow",
-            "jobs.notify",
-            "jobs.payments",
-            "jobs.reminders",
-        )
+        for module in _job_modules()
         for name, value in inspect.getmembers(importlib.import_module(module), inspect.isfunction)
         if hasattr(value, "__wrapped__") and value.__module__ == module
     }
