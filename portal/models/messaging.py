@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,6 +19,9 @@ from portal.models.enums import (
     Purpose,
 )
 from portal.models.patients import Patient
+
+if TYPE_CHECKING:
+    from portal.models.booking import Appointment, Offer
 
 
 class Notification(PkMixin, TimestampMixin, db.Model):
@@ -154,3 +157,5 @@ class OutreachTask(PkMixin, TimestampMixin, db.Model):
 
     patient: Mapped[Patient] = relationship()
     notification: Mapped[Notification | None] = relationship()
+    offer: Mapped[Offer | None] = relationship()
+    appointment: Mapped[Appointment | None] = relationship()

@@ -118,6 +118,15 @@ def recently_done(now: datetime | None = None, limit: int = 20) -> list[Outreach
     )
 
 
+def clinic_zone(task: OutreachTask) -> str:
+    """The zone staff read the task's times in: its slot's location, else the patient's."""
+    for row in (task.offer, task.appointment):
+        if row is not None:
+            return row.slot.location.timezone
+    home = task.patient.home_location
+    return home.timezone if home is not None else task.patient.timezone
+
+
 def purpose_of(task: OutreachTask) -> Purpose | None:
     """What the unreachable message was about (offer, cancellation, …)."""
     return task.notification.purpose if task.notification is not None else None

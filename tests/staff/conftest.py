@@ -49,3 +49,27 @@ def signed_in(client: FlaskClient, staff: StaffUser) -> FlaskClient:
     response = post_login(client, staff.email, PASSWORD)
     assert response.status_code == 302
     return client
+
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def admin() -> StaffUser:
+    from portal.models.enums import StaffRole
+
+    user = f.staff_user(password=PASSWORD, role=StaffRole.ADMIN, name="Ada Admin")
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def signed_in_admin(client: FlaskClient, admin: StaffUser) -> FlaskClient:
+    response = post_login(client, admin.email, PASSWORD)
+    assert response.status_code == 302
+    return client
+
+
+def form_token(client: FlaskClient, path: str = "/staff/") -> str:
+    """The CSRF token of a staff page (any page carries it in the htmx header)."""
+    return csrf_token_from(client.get(path).text)

@@ -4,7 +4,7 @@ The blueprint and its access rules are in ``blueprint``; the view modules regist
 their pages on it when imported here.
 """
 
-from portal.web.staff import appointments, auth, day, home, outbox, patients
+from portal.web.staff import appointments, auth, day, home, outbox, outreach, patients
 from portal.web.staff.blueprint import PUBLIC_ENDPOINTS, admin_required, bp
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "day",
     "home",
     "outbox",
+    "outreach",
     "patients",
 ]

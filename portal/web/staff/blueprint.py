@@ -11,8 +11,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import Blueprint, abort
+from flask import Blueprint, abort, g
 from flask_login import current_user
+
+from portal.services.today import NavCount, nav_counts
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -33,3 +35,27 @@ def admin_required(view: Callable[P, R]) -> Callable[P, R]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+#: Page families whose endpoints do not start with their navigation entry's name.
+_SECTIONS = {"patient": "patients", "slot": "day", "slots": "day", "flag": "flags"}
+
+
+@bp.context_processor
+def _navigation() -> dict[str, object]:
+    """The layout's navigation helpers: counts (queried once, only when shown), sections."""
+
+    def counts() -> dict[str, NavCount]:
+        if "staff_nav_counts" not in g:
+            g.staff_nav_counts = nav_counts()
+        return g.staff_nav_counts
+
+    return {"nav_counts": counts, "nav_section": nav_section}
+
+
+def nav_section(endpoint: str | None) -> str | None:
+    """The navigation entry a page belongs to: ``staff.waitlist_edit`` → ``staff.waitlist``."""
+    if not endpoint or not endpoint.startswith("staff."):
+        return None
+    family = endpoint.removeprefix("staff.").split("_", 1)[0]
+    return f"staff.{_SECTIONS.get(family, family)}"
