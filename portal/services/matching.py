@@ -136,6 +136,21 @@ EXCLUSION_LABELS = {
 }
 
 
+#: Why one waiting patient was left out, as staff read it beside their name.
+EXCLUSION_REASONS = {
+    Exclusion.CLOSURE: "The clinic is closed at that time",
+    Exclusion.PAST_CUTOFF: "Too close to the start for offers",
+    Exclusion.ALREADY_OFFERED: "Already offered this slot",
+    Exclusion.UNREACHABLE: "Unreachable (flagged, or no phone and no email)",
+    Exclusion.OPTED_OUT: "Opted out of texts and calls, and no email",
+    Exclusion.BUSY: "Has an appointment or another offer at that time",
+    Exclusion.SHORT_NOTICE: "Doesn't take short-notice offers",
+    Exclusion.OUTSIDE_DATES: "Outside the dates they gave",
+    Exclusion.OUTSIDE_WINDOW: "Outside the hours they gave",
+    Exclusion.DAILY_CAP: "Has had today's maximum of offers",
+}
+
+
 @dataclass(frozen=True)
 class LeftOut:
     """A waiting patient not offered the slot, and the first reason why."""

@@ -12,11 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from portal.models import Location, Patient
-from portal.models.enums import ChargeKind, TimezoneSource
+import sqlalchemy as sa
+
+from portal.db import db
+from portal.models import Charge, Location, Patient
+from portal.models.enums import Channel, ChargeKind, TimezoneSource
 from portal.services.audit import Action, Actor, record
 from portal.services.errors import DomainError
 from portal.services.holds import payment_required
+from portal.services.notify.policy import unusable_reason
 from portal.services.patients import (
     InvalidPhone,
     clean_email,
@@ -142,3 +146,37 @@ def set_tier(patient: Patient, tier: Tier, reason: str, actor: Actor) -> bool:
 def timezone_choice(patient: Patient) -> str | None:
     """The zone to show in the form's field: only an explicit one (blank = detect)."""
     return patient.timezone if patient.timezone_source == TimezoneSource.EXPLICIT else None
+
+
+def charges_for(patient: Patient, limit: int = 50) -> list[Charge]:
+    """The patient's charges (deposits, prepayments, fees), newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(Charge)
+            .where(Charge.patient_id == patient.id)
+            .order_by(Charge.created_at.desc(), Charge.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """Whether one channel can reach the patient, and if not why."""
+
+    channel: str
+    usable: bool
+    note: str
+
+
+def channel_states(patient: Patient) -> list[ChannelState]:
+    """Texts, calls and email as the notification chain sees them for this patient."""
+    states = []
+    for channel, label in (
+        (Channel.SMS, "Texts"),
+        (Channel.VOICE, "Calls"),
+        (Channel.EMAIL, "Email"),
+    ):
+        reason = unusable_reason(channel, patient)
+        states.append(ChannelState(label, reason is None, reason or "OK"))
+    return states

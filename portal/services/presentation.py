@@ -8,6 +8,7 @@ use ``arrow``. Money is integer cents and never a float.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
@@ -221,3 +222,40 @@ def weekly_window(window: dict[str, object]) -> str:
     """A weekly window ``{weekday, start, end}`` as "Monday 9:00 AM – 12:00 PM"."""
     day = WEEKDAYS[int(window["weekday"])]  # type: ignore[call-overload]
     return f"{day} {clock_label(str(window['start']))} – {clock_label(str(window['end']))}"
+
+
+def window_elsewhere(
+    window: dict[str, object], from_zone: str, to_zone: str, now: datetime | None = None
+) -> str | None:
+    """A weekly window in ``from_zone`` as ``to_zone`` reads it this week, if that differs.
+
+    "Monday 9:00 AM – 12:00 PM" in New York reads "Monday 6:00 AM – 9:00 AM PST" in
+    Los Angeles; None when both zones have the same offset then.
+    """
+    base = local(now or now_utc(), from_zone).floor("day")
+    day = base.shift(days=(int(window["weekday"]) - base.weekday()) % 7)  # type: ignore[call-overload]
+    hours, minutes = (int(x) for x in str(window["start"]).split(":"))
+    start = day.replace(hour=hours, minute=minutes)
+    hours, minutes = (int(x) for x in str(window["end"]).split(":"))
+    end = day.replace(hour=hours, minute=minutes)
+    there_start, there_end = start.to(to_zone), end.to(to_zone)
+    if there_start.utcoffset() == start.utcoffset():
+        return None
+    weekday = WEEKDAYS[there_start.weekday()]
+    return (
+        f"{weekday} {there_start.format(FORMATS['clock'])} – "
+        f"{there_end.format(FORMATS['clock'])} {there_start.format('ZZZ')}"
+    )
+
+
+_MONEY_INPUT = re.compile(r"\$?\s*([0-9]{1,7})(?:\.([0-9]{1,2}))?")
+
+
+def parse_money(text: str) -> int:
+    """Read an amount typed in dollars ("$1,234.5", "80") as integer cents; ValueError if not."""
+    cleaned = (text or "").strip().replace(",", "")
+    match = _MONEY_INPUT.fullmatch(cleaned)
+    if match is None:
+        raise ValueError("Enter an amount in dollars, e.g. 125 or 125.50.")
+    dollars, cents = match.group(1), (match.group(2) or "0").ljust(2, "0")
+    return int(dollars) * 100 + int(cents)

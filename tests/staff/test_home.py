@@ -82,7 +82,8 @@ def test_home_lists_today_per_location_in_local_time(signed_in: FlaskClient) -> 
     )
     db.session.commit()
 
-    html = signed_in.get("/staff/").text
+    # Below the to-do lists: today at each location.
+    html = signed_in.get("/staff/").text.split("Today at each location", 1)[1]
     la_part, ny_part = html.split("Santa Monica", 1)[1].split("Upper East Side", 1)
     assert "11:30 PM" in la_part and "12:00 AM" in la_part and "Dr. Rivera" in la_part
     assert late.start_at.strftime("%Y-%m-%dT%H:%M") in la_part  # the <time datetime> in UTC

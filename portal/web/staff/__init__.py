@@ -4,7 +4,22 @@ The blueprint and its access rules are in ``blueprint``; the view modules regist
 their pages on it when imported here.
 """
 
-from portal.web.staff import appointments, auth, day, home, outbox, outreach, patients
+from portal.web.staff import (
+    appointments,
+    auth,
+    candidates,
+    catalogue,
+    closures,
+    day,
+    flags,
+    home,
+    outbox,
+    outreach,
+    patients,
+    settings,
+    staff_users,
+    waitlist,
+)
 from portal.web.staff.blueprint import PUBLIC_ENDPOINTS, admin_required, bp
 
 __all__ = [
@@ -13,9 +28,16 @@ __all__ = [
     "appointments",
     "auth",
     "bp",
+    "candidates",
+    "catalogue",
+    "closures",
     "day",
+    "flags",
     "home",
     "outbox",
     "outreach",
     "patients",
+    "settings",
+    "staff_users",
+    "waitlist",
 ]

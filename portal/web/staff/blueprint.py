@@ -19,7 +19,7 @@ from portal.services.today import NavCount, nav_counts
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 #: Endpoints reachable without a session.
-PUBLIC_ENDPOINTS = frozenset({"staff.login"})
+PUBLIC_ENDPOINTS = frozenset({"staff.login", "staff.set_password"})
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,12 +1,13 @@
-"""``GET /staff/``: today at every location, in each location's own time zone."""
+"""``GET /staff/``: what to do next, then today at every location in its own time zone."""
 
 from __future__ import annotations
 
 from flask import render_template
 from flask.typing import ResponseReturnValue
 
+from portal.db import now_utc
 from portal.models.enums import SlotStatus
-from portal.services import dayview
+from portal.services import dayview, outreach, today
 from portal.web.staff.blueprint import bp
 
 #: The counts shown for each location, in this order.
@@ -15,10 +16,14 @@ SUMMARY_STATUSES = (SlotStatus.OPEN, SlotStatus.HELD, SlotStatus.BOOKED)
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    """Show today's slots per location and what needs a person's attention."""
+    """List the work due now (calls, open slots, flags, holds), then each location's day."""
+    now = now_utc()
     return render_template(
         "staff/home.html",
-        days=dayview.today_at_locations(),
+        todo=today.today(now),
+        now=now,
+        clinic_zone=outreach.clinic_zone,
+        days=dayview.today_at_locations(now),
         attention=dayview.attention_counts(),
         summary_statuses=SUMMARY_STATUSES,
     )
