@@ -139,3 +139,56 @@ def test_attention_panel_counts_open_work(signed_in: FlaskClient) -> None:
 
 def test_home_without_locations_says_so(signed_in: FlaskClient) -> None:
     assert "No locations have been set up yet." in signed_in.get("/staff/").text
+
+
+def test_home_lists_what_to_do_next_with_links(signed_in: FlaskClient) -> None:
+    from tests.staff import ops_factories as ops
+
+    ny = f.location(name="Clinic", timezone=NY)
+    doc = f.practitioner(location=ny)
+    today = dayview.local_today(NY)
+    soon = f.slot(practitioner=doc, start_at=now_utc() + timedelta(hours=3))
+    stopped = f.slot(
+        practitioner=doc,
+        start_at=_local(today + timedelta(days=1), 15, 0, NY),
+        fill_exhausted_at=now_utc(),
+        fill_exhausted_reasons={"daily_cap": 4, "busy": 2},
+    )
+    f.slot(practitioner=doc, start_at=_local(today + timedelta(days=3), 9, 0, NY))  # not listed
+    overdue = ops.offer_task(
+        deadline=now_utc() - timedelta(minutes=10), patient=f.patient(name="Olga Overdue")
+    )
+    flag = ops.flag(FlagKind.UNREACHABLE, patient=f.patient(name="Fred Flagged"))
+    db.session.commit()
+
+    html = signed_in.get("/staff/").text
+    todo = html.split("Today at each location")[0]
+    assert f'/staff/outreach/{overdue.id}"' in todo and "Olga Overdue" in todo and "Overdue" in todo
+    assert f"/staff/slots/{soon.id}/candidates" in todo and f"/staff/slots/{stopped.id}" in todo
+    assert "Nobody left to ask: 4 over the daily cap, 2 busy" in todo
+    assert f"/staff/flags/{flag.id}" in todo and "Fred Flagged" in todo
+    assert todo.count("<tr") - todo.count("<thead><tr") >= 4
+    nav = html.split('class="staff-nav"')[1].split("</nav>")[0]
+    assert "(1 due, 1 overdue)" in nav and "(1 open)" in nav  # counts in the navigation
+
+
+def test_home_with_nothing_to_do_says_so(signed_in: FlaskClient) -> None:
+    f.location()
+    db.session.commit()
+    assert "All clear" in signed_in.get("/staff/").text
+
+
+def test_every_staff_page_has_a_skip_link_and_labelled_navigation(signed_in: FlaskClient) -> None:
+    for path in (
+        "/staff/",
+        "/staff/waitlist",
+        "/staff/outreach",
+        "/staff/flags",
+        "/staff/closures",
+        "/staff/patients/new",
+    ):
+        html = signed_in.get(path).text
+        assert '<a class="skip-link" href="#main">' in html, path
+        assert '<main class="staff-content" id="main"' in html, path
+        assert 'aria-label="Staff pages"' in html and 'aria-current="page"' in html, path
+        assert "style=" not in html and "<script>" not in html, path

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from portal.db import db, now_utc
 from portal.models import Closure, Location, Slot
 from portal.models.enums import SlotStatus
-from portal.services import closures
+from portal.services import closures as closure_service
 from portal.services.alternatives import find_alternatives
 from portal.services.appointments import active_appointment
 from portal.services.closure_calendar import month_view
@@ -44,7 +44,10 @@ def _month(location: Location) -> tuple[int, int]:
 
 
 def _booked_counts(rows: list[Closure]) -> dict[int, int]:
-    return {c.id: len(closures.slots_inside(c, (SlotStatus.BOOKED, SlotStatus.HELD))) for c in rows}
+    return {
+        c.id: len(closure_service.slots_inside(c, (SlotStatus.BOOKED, SlotStatus.HELD)))
+        for c in rows
+    }
 
 
 def _render(
@@ -56,7 +59,7 @@ def _render(
     chosen = parse_id(request.args.get("location"))
     location = next((loc for loc in locations if loc.id == chosen), locations[0])
     year, month = _month(location)
-    upcoming = closures.upcoming_closures()
+    upcoming = closure_service.upcoming_closures()
     return (
         render_template(
             "staff/closures.html",
@@ -73,7 +76,7 @@ def _render(
 
 
 @bp.get("/closures")
-def closures_page() -> ResponseReturnValue:
+def closures() -> ResponseReturnValue:
     """The month calendar for one location, upcoming closures, and the form to add one."""
     return _render()
 
@@ -119,7 +122,7 @@ def closures_create() -> ResponseReturnValue:
     reason = form.get("reason", "")[:400]
     try:
         result = commit_or_conflict(
-            lambda: closures.create_closure(
+            lambda: closure_service.create_closure(
                 location=db.session.get(Location, location.id) if location else None,
                 first_day=first,
                 last_day=last,
@@ -145,7 +148,7 @@ def closures_create() -> ResponseReturnValue:
         flash(" ".join(parts), "warning")
         return redirect(url_for("staff.closures_detail", closure_id=result.closures[0].id), 303)
     flash(" ".join(parts), "success")
-    return redirect(url_for("staff.closures_page", location=location.id if location else None), 303)
+    return redirect(url_for("staff.closures", location=location.id if location else None), 303)
 
 
 def _closure(closure_id: int) -> Closure:
@@ -160,7 +163,7 @@ def closures_detail(closure_id: int) -> ResponseReturnValue:
     """A closure and the bookings inside it, each with cancel and move."""
     closure = _closure(closure_id)
     rows = []
-    for slot in closures.slots_inside(closure, (SlotStatus.BOOKED, SlotStatus.HELD)):
+    for slot in closure_service.slots_inside(closure, (SlotStatus.BOOKED, SlotStatus.HELD)):
         appointment = active_appointment(slot.id)
         options = []
         if appointment is not None:
@@ -173,7 +176,7 @@ def closures_detail(closure_id: int) -> ResponseReturnValue:
                 ignoring_appointment_id=appointment.id,
             )
         rows.append((slot, appointment, options))
-    open_inside = closures.slots_inside(closure, (SlotStatus.OPEN,))
+    open_inside = closure_service.slots_inside(closure, (SlotStatus.OPEN,))
     return render_template(
         "staff/closure.html", closure=closure, rows=rows, open_inside=open_inside
     )
@@ -186,7 +189,7 @@ def closures_delete(closure_id: int) -> ResponseReturnValue:
     location_id = closure.location_id
 
     def run() -> str:
-        restarted = closures.delete_closure(closure_id, actor())
+        restarted = closure_service.delete_closure(closure_id, actor())
         return "Closure removed." + (
             f" {restarted} open slot{'s are' if restarted != 1 else ' is'} offered to the waitlist again."
             if restarted
@@ -194,12 +197,12 @@ def closures_delete(closure_id: int) -> ResponseReturnValue:
         )
 
     perform(run)
-    return redirect(url_for("staff.closures_page", location=location_id), 303)
+    return redirect(url_for("staff.closures", location=location_id), 303)
 
 
 def _booked_slot(closure: Closure, slot_id: int) -> Slot:
     slot = db.session.get(Slot, slot_id)
-    if slot is None or slot not in closures.slots_inside(
+    if slot is None or slot not in closure_service.slots_inside(
         closure, (SlotStatus.BOOKED, SlotStatus.HELD, SlotStatus.OPEN)
     ):
         abort(404)
@@ -214,7 +217,7 @@ def closures_cancel(closure_id: int, slot_id: int) -> ResponseReturnValue:
     reason = request.form.get("reason", "").strip()[:200] or "the clinic is closed at that time"
 
     def run() -> str:
-        appointment = closures.cancel_for_closure(slot_id, actor(), reason)
+        appointment = closure_service.cancel_for_closure(slot_id, actor(), reason)
         return f"{appointment.patient.name}'s appointment is cancelled (no fee) and they have been told."
 
     perform(run)
@@ -234,7 +237,7 @@ def closures_move(closure_id: int, slot_id: int) -> ResponseReturnValue:
     appointment_id = appointment.id
 
     def run() -> str:
-        moved = closures.move_appointment(appointment_id, new_slot_id, actor())
+        moved = closure_service.move_appointment(appointment_id, new_slot_id, actor())
         return f"{moved.patient.name} is moved; they have been told the new time."
 
     perform(run)

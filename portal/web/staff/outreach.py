@@ -16,7 +16,8 @@ from portal.db import db, now_utc
 from portal.extensions import htmx
 from portal.models import OutreachTask, StaffUser
 from portal.models.enums import OutreachOutcome
-from portal.services import outreach, outreach_calls
+from portal.services import outreach as outreach_service
+from portal.services import outreach_calls
 from portal.services.call_script import call_script
 from portal.services.settings import settings
 from portal.web.staff.actions import back_to, me, perform
@@ -53,23 +54,23 @@ def _staff_names(tasks: list[OutreachTask]) -> dict[int, str]:
 
 def _queue_context() -> dict[str, object]:
     now = now_utc()
-    tasks = outreach.open_tasks(now)
-    done = outreach.recently_done(now)
+    tasks = outreach_service.open_tasks(now)
+    done = outreach_service.recently_done(now)
     return {
         "tasks": tasks,
         "done": done,
-        "counts": outreach.queue_counts(now),
+        "counts": outreach_service.queue_counts(now),
         "now": now,
         "names": _staff_names(tasks + done),
-        "holder": lambda task: outreach.claim_holder(task, now),
+        "holder": lambda task: outreach_service.claim_holder(task, now),
         "me": me(),
         "outcome_text": OUTCOME_TEXT,
-        "clinic_zone": outreach.clinic_zone,
+        "clinic_zone": outreach_service.clinic_zone,
     }
 
 
 @bp.get("/outreach")
-def outreach_queue() -> ResponseReturnValue:
+def outreach() -> ResponseReturnValue:
     """Show the queue (htmx: just the queue)."""
     template = "staff/_outreach_queue.html" if htmx else "staff/outreach.html"
     return render_template(template, **_queue_context())
@@ -86,9 +87,7 @@ def _after(task_id: int, *, to_task: bool) -> ResponseReturnValue:
     if htmx and not to_task:
         return render_template("staff/_outreach_queue.html", fragment=True, **_queue_context())
     target = (
-        url_for("staff.outreach_task", task_id=task_id)
-        if to_task
-        else url_for("staff.outreach_queue")
+        url_for("staff.outreach_task", task_id=task_id) if to_task else url_for("staff.outreach")
     )
     return back_to(target)
 
@@ -129,21 +128,21 @@ def _render_task(
     task: OutreachTask, *, error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
     now = now_utc()
-    holder_id = outreach.claim_holder(task, now)
+    holder_id = outreach_service.claim_holder(task, now)
     holder = db.session.get(StaffUser, holder_id) if holder_id else None
     return (
         render_template(
             "staff/outreach_task.html",
             task=task,
             script=call_script(task, now),
-            outcomes=[(o, *OUTCOME_TEXT[o]) for o in outreach.outcomes_for(task)],
+            outcomes=[(o, *OUTCOME_TEXT[o]) for o in outreach_service.outcomes_for(task)],
             holder=holder,
             mine=holder_id == me().id,
             retry_choices=RETRY_CHOICES,
             retry_default=settings().outreach_retry_minutes,
             error=error,
             now=now,
-            zone=outreach.clinic_zone(task),
+            zone=outreach_service.clinic_zone(task),
         ),
         status,
     )
@@ -167,7 +166,7 @@ def outreach_outcome(task_id: int) -> ResponseReturnValue:
     if not perform(lambda: _record(task_id, outcome, notes, retry_at)):
         db.session.expire_all()
         return _render_task(_task(task_id), status=409)
-    return back_to(url_for("staff.outreach_queue"))
+    return back_to(url_for("staff.outreach"))
 
 
 def _record(task_id: int, outcome: OutreachOutcome, notes: str, retry_at: datetime | None) -> str:
