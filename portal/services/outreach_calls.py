@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import OutreachTask, StaffUser
-from portal.models.enums import FlagKind, OutreachOutcome
+from portal.models import Offer, OutreachTask, StaffUser, WaitlistEntry
+from portal.models.enums import FlagKind, OutreachOutcome, WaitlistStatus
 from portal.services import flags, responses
 from portal.services.audit import Action, Actor, record
 from portal.services.booking import AcceptOutcome, updated_row
 from portal.services.errors import Conflict, DomainError, NotFound
-from portal.services.outreach import claim_holder, outcomes_for
+from portal.services.outreach import OFFER_OUTCOMES, claim_holder, outcomes_for
 from portal.services.settings import settings
 
 #: Outcomes after which the task stays open (call again later).
@@ -121,6 +121,8 @@ def record_outcome(
         raise DomainError("That outcome does not fit this task.", code="invalid_outcome")
     notes = " ".join(notes.split())[:MAX_NOTES]
     result = OutcomeResult(task, outcome)
+    if outcome in OFFER_OUTCOMES:
+        _reachable_again(task, actor, now)
     if outcome == OutreachOutcome.REACHED_ACCEPTED:
         result.accepted = responses.accept_offer(task.offer_id, actor=actor, now=now)
     elif outcome == OutreachOutcome.REACHED_DECLINED:
@@ -144,6 +146,26 @@ def record_outcome(
         after={"outcome": outcome, "retry_at": task.retry_at, "calls": task.call_attempts},
     )
     return result
+
+
+def _reachable_again(task: OutreachTask, actor: Actor, now: datetime) -> None:
+    """The patient answered the phone: the want behind the offer is live again.
+
+    Exhausting every channel marked their entries unreachable; a call that got through
+    proves otherwise for this want, so the answer can book (or keep them waiting).
+    """
+    entry_id = db.session.scalar(
+        sa.select(Offer.waitlist_entry_id).where(Offer.id == task.offer_id)
+    )
+    revived = db.session.scalar(
+        sa.update(WaitlistEntry)
+        .where(WaitlistEntry.id == entry_id, WaitlistEntry.status == WaitlistStatus.UNREACHABLE)
+        .values(status=WaitlistStatus.ACTIVE, updated_at=now)
+        .returning(WaitlistEntry.id)
+    )
+    if revived is not None:
+        entry = db.session.get_one(WaitlistEntry, revived)
+        record(actor, Action.WAITLIST_RESUMED, entry, after={"why": "reached by phone"})
 
 
 def _retry_time(requested: datetime | None, now: datetime) -> datetime:

@@ -20,6 +20,7 @@ from portal.models.enums import (
     OutreachOutcome,
     OutreachPriority,
     SlotStatus,
+    WaitlistStatus,
 )
 from portal.services import outreach, outreach_calls
 from portal.services.errors import Conflict
@@ -310,3 +311,18 @@ def test_tasks_for_offers_that_ended_close_themselves(app: Flask) -> None:
         live.id: None,
         other.id: None,
     }
+
+
+def test_a_patient_reached_by_phone_can_accept_though_the_chain_gave_up(
+    signed_in: FlaskClient,
+) -> None:
+    task = ops.offer_task()
+    offer = db.session.get(Offer, task.offer_id)
+    offer.waitlist_entry.status = WaitlistStatus.UNREACHABLE  # what exhausting every channel did
+    db.session.commit()
+    response = _outcome(signed_in, task, outcome="reached_accepted")
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Offer, task.offer_id).status == OfferStatus.ACCEPTED
+    actions = [e.action for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id))]
+    assert "waitlist.resumed" in actions and "offer.accepted" in actions
