@@ -74,10 +74,14 @@ def _closures_between(location: Location, start: datetime, end: datetime) -> lis
 
 
 def _opening(location: Location, day: date) -> str | None:
-    windows = [w for w in location.opening_hours or [] if w.get("weekday") == day.weekday()]
+    hours = location.opening_hours or []
+    windows = [w for w in hours if w.get("weekday") == day.weekday()]
     if not windows:
-        return None
-    return ", ".join(f"{clock_label(w['start'])} – {clock_label(w['end'])}" for w in windows)
+        return "Not open" if hours else None
+    return ", ".join(
+        f"{clock_label(w['start'], compact=True)}–{clock_label(w['end'], compact=True)}"
+        for w in windows
+    )
 
 
 def closed_time(closure: Closure, day: date, tz: str) -> ClosedTime | None:
@@ -89,8 +93,9 @@ def closed_time(closure: Closure, day: date, tz: str) -> ClosedTime | None:
         return ClosedTime(closure, True, "Closed all day")
     start = max(closure.start_at, day_start)
     end = min(closure.end_at, day_end)
-    until = "midnight" if end == day_end else when(end, tz, "clock")
-    return ClosedTime(closure, False, f"Closed {when(start, tz, 'clock')} – {until}")
+    until = "midnight" if end == day_end else clock_label(when(end, tz, "%H:%M"), compact=True)
+    since = clock_label(when(start, tz, "%H:%M"), compact=True)
+    return ClosedTime(closure, False, f"Closed {since}–{until}")
 
 
 def month_view(location: Location, year: int, month: int, now: datetime | None = None) -> MonthView:

@@ -209,10 +209,16 @@ def zone_choices(at: datetime, *also: str) -> tuple[list[tuple[str, str]], list[
     return [(z, zone_label(z, at)) for z in first], [(z, zone_label(z, at)) for z in rest]
 
 
-def clock_label(hhmm: str) -> str:
-    """A wall-clock time kept as "HH:MM" (hours, windows) as people read it: "9:30 AM"."""
+def clock_label(hhmm: str, *, compact: bool = False) -> str:
+    """A wall-clock time kept as "HH:MM" (hours, windows) as people read it: "9:30 AM".
+
+    ``compact`` drops ":00" on the hour ("9 AM"), for tight spaces like a calendar.
+    """
     hours, _, minutes = hhmm.partition(":")
-    return arrow.Arrow(2000, 1, 1, int(hours), int(minutes)).format(FORMATS["clock"])
+    shown = arrow.Arrow(2000, 1, 1, int(hours), int(minutes))
+    if compact and shown.minute == 0:
+        return shown.format("h A")
+    return shown.format(FORMATS["clock"])
 
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

@@ -21,6 +21,7 @@ from portal.models.enums import Purpose
 from portal.services import settings as settings_module
 from portal.services.audit import Action, Actor, record
 from portal.services.errors import DomainError
+from portal.services.presentation import parse_money
 from portal.services.settings import Settings, set_setting, settings
 
 MAX_NUMBER = 1_000_000
@@ -55,14 +56,17 @@ class SettingField:
     name: str
     label: str
     help: str
-    kind: str  # "int", "float", "text", "clock", "words", or "map"
+    kind: str  # "int", "money", "float", "text", "clock", "words", "bool" or "map"
     value: Any
     default: Any
     item_kind: str = ""  # for maps: the kind of each value
 
     @property
     def keys(self) -> list[str]:
-        return sorted(set(self.default) | set(self.value)) if self.kind == "map" else []
+        """A map's keys: the defaults' in their order, then any added since."""
+        if self.kind != "map":
+            return []
+        return list(self.default) + sorted(set(self.value) - set(self.default))
 
     @property
     def changed(self) -> bool:
@@ -87,22 +91,28 @@ def _comments() -> dict[str, str]:
     return found
 
 
-def _kind(annotation: Any, default: Any) -> tuple[str, str]:
+def _kind(name: str, annotation: Any, default: Any) -> tuple[str, str]:
+    """The form kind of a field; amounts (``*_cents``) are typed in dollars."""
     origin = get_origin(annotation)
     if origin is dict:
         value_type = get_args(annotation)[1]
-        return "map", _kind(value_type, next(iter(default.values()), None))[0]
+        return "map", _kind(name, value_type, next(iter(default.values()), None))[0]
     if origin is list:
         return "words", ""
     if annotation is bool:
         return "bool", ""
     if annotation is int:
-        return "int", ""
+        return ("money" if name.endswith("_cents") else "int"), ""
     if annotation is float:
         return "float", ""
     if isinstance(default, str) and _HHMM.fullmatch(default):
         return "clock", ""
     return "text", ""
+
+
+def label_for(name: str) -> str:
+    """ "deposit_cents" → "Deposit" (the amount is shown in dollars), else the words."""
+    return name.removesuffix("_cents").replace("_", " ").capitalize()
 
 
 def setting_fields(current: Settings | None = None) -> list[SettingField]:
@@ -113,7 +123,7 @@ def setting_fields(current: Settings | None = None) -> list[SettingField]:
     result = []
     for f in fields(Settings):
         default = getattr(defaults, f.name)
-        kind, item_kind = _kind(hints[f.name], default)
+        kind, item_kind = _kind(f.name, hints[f.name], default)
         if (
             kind == "map"
             and item_kind == "text"
@@ -123,7 +133,7 @@ def setting_fields(current: Settings | None = None) -> list[SettingField]:
         result.append(
             SettingField(
                 name=f.name,
-                label=f.name.replace("_", " ").capitalize(),
+                label=label_for(f.name),
                 help=_comments().get(f.name, ""),
                 kind=kind,
                 value=getattr(current, f.name),
@@ -154,6 +164,8 @@ def _scalar(kind: str, raw: str, default: Any) -> Any:
         if not math.isfinite(value) or not 0 <= value <= MAX_NUMBER:
             raise ValueError(f"Enter a number from 0 to {MAX_NUMBER:,}.")
         return int(value) if value.is_integer() and isinstance(default, int) else value
+    if kind == "money":
+        return parse_money(text)  # its ValueError says how to type an amount
     if kind == "clock":
         if not _HHMM.fullmatch(text):
             raise ValueError("Enter a time as HH:MM, e.g. 08:00.")

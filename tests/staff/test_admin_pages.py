@@ -86,10 +86,12 @@ def _settings_form(html: str) -> dict[str, str]:
 def test_a_change_is_saved_and_audited_with_before_and_after(signed_in_admin: FlaskClient) -> None:
     page = signed_in_admin.get("/staff/settings").text
     form = _settings_form(page) | {"csrf_token": form_token(signed_in_admin, "/staff/settings")}
-    form |= {"s-daily_offer_cap": "5", "s-quiet_hours-start": "20:30"}
+    assert form["s-deposit_cents"] == "50.00"  # amounts in cents are typed in dollars
+    form |= {"s-daily_offer_cap": "5", "s-quiet_hours-start": "20:30", "s-deposit_cents": "75"}
     response = signed_in_admin.post("/staff/settings", data=form, follow_redirects=True)
-    assert "Saved: daily offer cap, quiet hours." in response.text
+    assert "Saved: daily offer cap, deposit, quiet hours." in response.text
     forget_cached_settings()
+    assert settings().deposit_cents == 7500
     assert settings().daily_offer_cap == 5 and settings().quiet_hours == {
         "start": "20:30",
         "end": "08:00",
@@ -102,6 +104,7 @@ def test_a_change_is_saved_and_audited_with_before_and_after(signed_in_admin: Fl
         for e in events
     } == {
         ("daily_offer_cap", 3),
+        ("deposit_cents", None),
         ("quiet_hours", None),
     }
     assert {e.after["key"]: e.after["value"] for e in events}["daily_offer_cap"] == 5

@@ -50,7 +50,7 @@ def settings_save() -> ResponseReturnValue:
             422,
         )
     if changed:
-        names = ", ".join(name.replace("_", " ") for name in changed)
+        names = ", ".join(settings_admin.label_for(name).lower() for name in changed)
         flash(f"Saved: {names}.", "success")
     else:
         flash("Nothing changed.", "info")
