@@ -173,7 +173,7 @@ def test_a_front_desk_shift(live_server: str, browser: object) -> None:
     _shot(page, "13-flag-review")
     page.get_by_label("How was it dealt with?").fill("Number confirmed by phone.")
     page.get_by_role("button", name="Resolve flag").click()
-    page.get_by_text("flag is resolved").wait_for()
+    page.get_by_text("Lena Park's flag is resolved.").wait_for()
     _shot(page, "14-flag-resolved")
     flag = db.session.scalar(sa.select(PatientFlag).where(PatientFlag.kind == FlagKind.UNREACHABLE))
     assert flag.resolved_at is not None

@@ -185,3 +185,21 @@ def test_patient_page_shows_everything_with_actions_in_place(signed_in: FlaskCli
 
 def test_unknown_patient_is_404(signed_in: FlaskClient) -> None:
     assert signed_in.get("/staff/patients/999999/edit").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/staff/patients/new", "name"),
+        ("/staff/closures", "reason"),
+        ("/staff/settings/staff/invite", "name"),
+    ],
+)
+def test_a_nul_byte_in_a_form_is_refused_not_a_500(
+    signed_in: FlaskClient, path: str, field: str
+) -> None:
+    f.location()
+    db.session.commit()
+    data = {"name": "Ana", "phone": "+13105550142", "first_day": "2031-05-01", "location": "1"}
+    response = _post(signed_in, path, **(data | {field: "bad\x00value"}))
+    assert response.status_code == 400

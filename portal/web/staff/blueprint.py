@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import Blueprint, abort, g
+from flask import Blueprint, abort, g, request
 from flask_login import current_user
 
 from portal.services.today import NavCount, nav_counts
@@ -20,6 +20,17 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 #: Endpoints reachable without a session.
 PUBLIC_ENDPOINTS = frozenset({"staff.login", "staff.set_password"})
+
+
+@bp.before_request
+def _refuse_nul_bytes() -> None:
+    """No submitted form value may hold a NUL byte (PostgreSQL text cannot store one).
+
+    Searches (query strings) drop NUL bytes themselves and still answer.
+    """
+    if any("\x00" in value for _key, items in request.form.lists() for value in items):
+        abort(400)
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
