@@ -12,7 +12,7 @@ No data moves: existing rows keep their values (tasks unclaimed, hours unset, no
 practitioner lists).
 
 Revision ID: 0300
-Revises: 0003
+Revises: 0200 (chained after issue 10's reminders, which landed on main first)
 Create Date: 2026-12-02 10:00:00
 
 """
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0300"
-down_revision = "0003"
+down_revision = "0200"
 branch_labels = None
 depends_on = None
 

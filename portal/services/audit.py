@@ -27,7 +27,6 @@ class Action(StrEnum):
     APPOINTMENT_DISCOUNTED = "appointment.discounted"
     APPOINTMENT_FEE_WAIVED = "appointment.fee_waived"
     APPOINTMENT_NO_SHOW = "appointment.no_show"
-    APPOINTMENT_MOVED = "appointment.moved"
     APPOINTMENT_OVERLAP_ALLOWED = "appointment.overlap_allowed"
     APPOINTMENT_RESCHEDULED = "appointment.rescheduled"
 

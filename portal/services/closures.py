@@ -19,8 +19,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.db import db, now_utc
 from portal.models import Appointment, Closure, Location, Offer, Patient, Slot
-from portal.models.enums import AppointmentSource, OfferStatus, Purpose, SlotStatus
-from portal.services import booking
+from portal.models.enums import OfferStatus, Purpose, SlotStatus
 from portal.services.appointments import active_appointment
 from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
@@ -28,8 +27,8 @@ from portal.services.filling import lock_slot, schedule_fill
 from portal.services.matching import Exclusion
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
-from portal.services.presentation import when
 from portal.services.release import release_slot
+from portal.services.reschedule import reschedule_appointment
 from portal.services.timezones import local_day_bounds, zone
 
 MAX_REASON = 200
@@ -230,27 +229,13 @@ def cancel_for_closure(slot_id: int, actor: Actor, reason: str) -> Appointment:
 def move_appointment(
     appointment_id: int, new_slot_id: int, actor: Actor, now: datetime | None = None
 ) -> Appointment:
-    """Book the patient into ``new_slot_id`` and cancel the old booking, in one transaction."""
-    now = now or now_utc()
-    old = db.session.get(Appointment, appointment_id)
-    if old is None:
-        raise NotFound("No such appointment.", code="unknown_appointment")
-    new_slot = db.session.get(Slot, new_slot_id)
-    if new_slot is None or new_slot.service_id != old.slot.service_id:
-        raise DomainError("Choose an open time for the same service.", code="invalid_move")
-    if old.slot_id == new_slot_id:
-        raise DomainError("That is the time it is booked for already.", code="invalid_move")
-    lock_slot(old.slot_id)
-    current = active_appointment(old.slot_id)
-    if current is None or current.id != appointment_id:
-        raise Conflict("That booking changed meanwhile; reload and try again.", code="stale")
-    reason = f"we have moved you to {when(new_slot.start_at, old.patient.timezone)}"
-    release_slot(old.slot_id, actor, reason=reason, only_booked=True, now=now)
-    moved = booking.book_slot(
-        new_slot_id, old.patient, source=AppointmentSource.STAFF, actor=actor, now=now
-    )
-    record(actor, Action.APPOINTMENT_MOVED, moved, after={"from_appointment": old.id})
-    return moved
+    """Move a booking out of a closure: the clinic's doing, so no fee for leaving the time.
+
+    Through ``reschedule.reschedule_appointment`` (both slots locked in id order, the new
+    one booked through ``book_slot``, the old one reopened; the patient gets the moved
+    confirmation with an updated calendar entry, reminders follow).
+    """
+    return reschedule_appointment(appointment_id, new_slot_id, actor, waive_fee=True, now=now)
 
 
 def upcoming_closures(now: datetime | None = None, limit: int = 100) -> list[Closure]:

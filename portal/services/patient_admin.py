@@ -27,6 +27,7 @@ from portal.services.patients import (
     clean_name,
     refuse_duplicate_phone,
     resolve_timezone,
+    set_timezone,
 )
 from portal.services.phones import parse_phone
 
@@ -47,7 +48,11 @@ class ContactChange:
 def update_patient(
     patient: Patient, change: ContactChange, actor: Actor, *, allow_duplicate_phone: bool = False
 ) -> list[str]:
-    """Apply the form's contact details; return the names of the fields that changed."""
+    """Apply the form's contact details; return the names of the fields that changed.
+
+    The time zone goes through ``patients.set_timezone`` (its own audit event), so a
+    new zone replans the patient's upcoming reminders like any other zone change.
+    """
     name = clean_name(change.name)
     parsed = parse_phone(change.phone)
     if not parsed.valid:
@@ -55,29 +60,33 @@ def update_patient(
     email = clean_email(change.email)
     if not allow_duplicate_phone and parsed.e164 != patient.phone_e164:
         refuse_duplicate_phone(parsed.e164, patient.id)
-    zone, source = resolve_timezone(change.timezone, parsed.e164, change.home_location)
+    resolve_timezone(change.timezone, parsed.e164, change.home_location)  # refuse a bad zone first
     new = {
         "name": name,
         "phone_e164": parsed.e164,
         "phone_raw": change.phone.strip(),
         "email": email,
-        "timezone": zone,
-        "timezone_source": source,
         "home_location_id": change.home_location.id if change.home_location else None,
     }
     changed = [key for key, value in new.items() if getattr(patient, key) != value]
-    if not changed:
-        return []
-    before = {k: getattr(patient, k) for k in changed if k in _SAFE_TO_AUDIT}
-    for key in changed:
-        setattr(patient, key, new[key])
-    after = {k: getattr(patient, k) for k in changed if k in _SAFE_TO_AUDIT}
-    record(actor, Action.PATIENT_UPDATED, patient, before=before, after=after | {"fields": changed})
+    if changed:
+        before = {k: getattr(patient, k) for k in changed if k in _SAFE_TO_AUDIT}
+        for key in changed:
+            setattr(patient, key, new[key])
+        patient.home_location = change.home_location
+        after = {k: getattr(patient, k) for k in changed if k in _SAFE_TO_AUDIT}
+        record(
+            actor, Action.PATIENT_UPDATED, patient, before=before, after=after | {"fields": changed}
+        )
+    zone_before = (patient.timezone, patient.timezone_source)
+    set_timezone(patient, change.timezone, actor=actor)
+    if (patient.timezone, patient.timezone_source) != zone_before:
+        changed.append("timezone")
     return changed
 
 
 #: Fields whose values may be kept in the audit trail (the rest are named, not copied).
-_SAFE_TO_AUDIT = frozenset({"timezone", "timezone_source", "home_location_id"})
+_SAFE_TO_AUDIT = frozenset({"home_location_id"})
 
 
 def set_sms_opt_out(patient: Patient, opted_out: bool, note: str, actor: Actor) -> bool:

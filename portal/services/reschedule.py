@@ -122,13 +122,15 @@ def reschedule_appointment(
     actor: Actor,
     *,
     accepted_fee_cents: int | None = None,
+    waive_fee: bool = False,
     now: datetime | None = None,
 ) -> Appointment:
     """Move the appointment into ``new_slot_id`` and reopen its old slot (flushes).
 
     Raises ``booking.SlotTaken`` (and the other booking conflicts) when the new slot is
     not bookable, ``NotReschedulable``, or ``RescheduleFeeRequired`` when moving costs a
-    fee other than ``accepted_fee_cents``.
+    fee other than ``accepted_fee_cents``. ``waive_fee``: the clinic moves the patient
+    (e.g. a closure), so leaving the old time costs nothing.
     """
     now = now or now_utc()
     appointment = db.session.get(Appointment, appointment_id)
@@ -158,7 +160,7 @@ def reschedule_appointment(
         raise DomainError("Pick a time for the same service.", code="service_mismatch")
     if new_slot.start_at <= now:
         raise booking.SlotNotBookable("That time has already begun.")
-    fee = fee_for_leaving_old_time(appointment, now)
+    fee = 0 if waive_fee else fee_for_leaving_old_time(appointment, now)
     if fee and accepted_fee_cents != fee:
         raise RescheduleFeeRequired(fee)
     patient = db.session.get(Patient, appointment.patient_id)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, get_args, get_origin, get_type_hints
 
+from pydantic import TypeAdapter, ValidationError
+
 from portal.models.enums import Purpose
 from portal.services import settings as settings_module
 from portal.services.audit import Action, Actor, record
@@ -45,8 +47,27 @@ def _purposes(values: list[str]) -> str | None:
     return f"Unknown message kinds: {', '.join(unknown)}." if unknown else None
 
 
+def _clock_pairs(values: dict[str, dict[str, str]]) -> str | None:
+    for where, hours in values.items():
+        if set(hours) != {"start", "end"} or not all(_HHMM.fullmatch(v) for v in hours.values()):
+            return f"{where}: give start and end as HH:MM."
+    return None
+
+
+def _lead_hours(values: dict[str, list[int]]) -> str | None:
+    for category, hours in values.items():
+        if not hours or not all(1 <= h <= 24 * 60 for h in hours):
+            return f"{category}: give hours before the visit, each from 1 to 1440."
+    return None
+
+
 #: Rules beyond the type's, by field name: return a message, or None when fine.
-EXTRA_RULES: dict[str, Callable[[Any], str | None]] = {"quiet_hours_escalate": _purposes}
+EXTRA_RULES: dict[str, Callable[[Any], str | None]] = {
+    "quiet_hours_escalate": _purposes,
+    "non_urgent_purposes": _purposes,
+    "quiet_hours_overrides": _clock_pairs,
+    "reminder_cadence_hours": _lead_hours,
+}
 
 
 @dataclass(frozen=True)
@@ -56,10 +77,11 @@ class SettingField:
     name: str
     label: str
     help: str
-    kind: str  # "int", "money", "float", "text", "clock", "words", "bool" or "map"
+    kind: str  # "int", "money", "float", "text", "clock", "words", "bool", "map" or "json"
     value: Any
     default: Any
     item_kind: str = ""  # for maps: the kind of each value
+    annotation: Any = None  # the declared type (checks "json" values)
 
     @property
     def keys(self) -> list[str]:
@@ -91,20 +113,31 @@ def _comments() -> dict[str, str]:
     return found
 
 
+_SCALARS = (bool, int, float, str)
+
+
 def _kind(name: str, annotation: Any, default: Any) -> tuple[str, str]:
-    """The form kind of a field; amounts (``*_cents``) are typed in dollars."""
+    """The form kind of a field; amounts (``*_cents``) are typed in dollars.
+
+    Maps of plain values get one input per key, lists of words a comma list, anything
+    richer (maps of maps or of lists) a JSON text checked against the field's type.
+    """
     origin = get_origin(annotation)
     if origin is dict:
         value_type = get_args(annotation)[1]
+        if value_type not in _SCALARS:
+            return "json", ""
         return "map", _kind(name, value_type, next(iter(default.values()), None))[0]
     if origin is list:
-        return "words", ""
+        return ("words", "") if get_args(annotation) == (str,) else ("json", "")
     if annotation is bool:
         return "bool", ""
     if annotation is int:
         return ("money" if name.endswith("_cents") else "int"), ""
     if annotation is float:
         return "float", ""
+    if annotation is not str:
+        return "json", ""
     if isinstance(default, str) and _HHMM.fullmatch(default):
         return "clock", ""
     return "text", ""
@@ -139,6 +172,7 @@ def setting_fields(current: Settings | None = None) -> list[SettingField]:
                 value=getattr(current, f.name),
                 default=default,
                 item_kind=item_kind,
+                annotation=hints[f.name],
             )
         )
     return result
@@ -147,7 +181,9 @@ def setting_fields(current: Settings | None = None) -> list[SettingField]:
 def _scalar(kind: str, raw: str, default: Any) -> Any:
     text = raw.strip()
     if kind == "bool":
-        return text in ("1", "on", "true", "yes")
+        if text not in ("yes", "no"):
+            raise ValueError("Choose yes or no.")
+        return text == "yes"
     if kind == "int":
         if not re.fullmatch(r"-?[0-9]{1,9}", text):
             raise ValueError("Enter a whole number.")
@@ -186,6 +222,8 @@ def parse_field(spec: SettingField, form: Mapping[str, str]) -> Any:
                 value[item] = _scalar(spec.item_kind, form.get(f"{key}-{item}", ""), item_default)
             except ValueError as exc:
                 raise ValueError(f"{item.replace('_', ' ')}: {exc}") from None
+    elif spec.kind == "json":
+        value = _json_value(spec, form.get(key, ""))
     elif spec.kind == "words":
         value = [w for w in re.split(r"[\s,]+", form.get(key, "").strip().lower()) if w]
         bad = [w for w in value if not _WORD.fullmatch(w)]
@@ -199,6 +237,17 @@ def parse_field(spec: SettingField, form: Mapping[str, str]) -> Any:
     if problem:
         raise ValueError(problem)
     return value
+
+
+def _json_value(spec: SettingField, raw: str) -> Any:
+    """Read a JSON value and check it against the field's declared type."""
+    try:
+        return TypeAdapter(spec.annotation).validate_json(raw.strip() or "null")
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = " → ".join(str(part) for part in first["loc"])
+        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        raise ValueError(f"Enter JSON of the right shape ({detail}).") from None
 
 
 class _SettingEntity:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from dataclasses import fields
 
@@ -63,14 +64,16 @@ def test_only_admins_see_settings_in_the_navigation(signed_in: FlaskClient, app:
 
 
 def test_every_tunable_is_on_the_settings_form(signed_in_admin: FlaskClient) -> None:
+    from portal.services.settings_admin import setting_fields
+
     html = signed_in_admin.get("/staff/settings").text
-    defaults = Settings()
-    for field in fields(Settings):
-        value = getattr(defaults, field.name)
+    specs = {spec.name: spec for spec in setting_fields(Settings())}
+    assert set(specs) == {field.name for field in fields(Settings)}  # every field, by itself
+    for spec in specs.values():
         names = (
-            [f"s-{field.name}-{key}" for key in value]
-            if isinstance(value, dict)
-            else [f"s-{field.name}"]
+            [f"s-{spec.name}-{key}" for key in spec.keys]
+            if spec.kind == "map"
+            else [f"s-{spec.name}"]
         )
         for name in names:
             assert f'name="{name}"' in html, name
@@ -79,8 +82,13 @@ def test_every_tunable_is_on_the_settings_form(signed_in_admin: FlaskClient) -> 
 
 
 def _settings_form(html: str) -> dict[str, str]:
-    """The settings form as a browser would submit it (text inputs only: no checkboxes yet)."""
-    return dict(re.findall(r'name="(s-[^"]+)" id="[^"]+" value="([^"]*)"', html))
+    """The settings form as a browser would submit it: inputs, selects and text areas."""
+    form = dict(re.findall(r'<input [^>]*name="(s-[^"]+)"[^>]*value="([^"]*)"', html))
+    for name, options in re.findall(r'<select name="(s-[^"]+)"[^>]*>(.*?)</select>', html, re.S):
+        form[name] = re.search(r'<option value="([^"]*)" selected', options).group(1)
+    for name, text in re.findall(r'<textarea name="(s-[^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
+        form[name] = html_lib.unescape(text)
+    return form
 
 
 def test_a_change_is_saved_and_audited_with_before_and_after(signed_in_admin: FlaskClient) -> None:
@@ -395,3 +403,23 @@ def test_admin_forms_refuse_posts_without_csrf(signed_in_admin: FlaskClient) -> 
     assert (
         signed_in_admin.post("/staff/settings", data={"s-daily_offer_cap": "9"}).status_code == 400
     )
+
+
+def test_richer_settings_are_edited_as_checked_json(signed_in_admin: FlaskClient) -> None:
+    page = signed_in_admin.get("/staff/settings").text
+    form = _settings_form(page) | {"csrf_token": form_token(signed_in_admin, "/staff/settings")}
+    assert "s-reminder_cadence_hours" in form and form["s-reschedule_free_with_notice"] == "yes"
+    bad = form | {"s-quiet_hours_overrides": '{"FL": {"start": "8pm"}}'}
+    refused = signed_in_admin.post("/staff/settings", data=bad)
+    assert refused.status_code == 422 and "FL: give start and end as HH:MM." in refused.text
+    shape = form | {"s-reminder_cadence_hours": '{"facial": "soon"}'}
+    refused = signed_in_admin.post("/staff/settings", data=shape)
+    assert refused.status_code == 422 and "Enter JSON of the right shape" in refused.text
+    good = form | {
+        "s-quiet_hours_overrides": '{"FL": {"start": "20:00", "end": "08:00"}}',
+        "s-reschedule_free_with_notice": "no",
+    }
+    assert signed_in_admin.post("/staff/settings", data=good).status_code == 303
+    forget_cached_settings()
+    assert settings().quiet_hours_overrides == {"FL": {"start": "20:00", "end": "08:00"}}
+    assert settings().reschedule_free_with_notice is False

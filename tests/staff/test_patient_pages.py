@@ -117,7 +117,7 @@ def test_texts_stop_at_once_and_restart_only_with_a_note(signed_in: FlaskClient)
     refused = _post(signed_in, f"/staff/patients/{patient.id}/texts", stop="0", note="")
     page = signed_in.get(refused.headers["Location"]).text
     assert "Say how the patient asked to get texts again" in page
-    assert "No SMS: opted out" in page
+    assert ">No SMS</span>" in page
     _post(signed_in, f"/staff/patients/{patient.id}/texts", stop="0", note="asked at the desk")
     db.session.expire_all()
     assert db.session.get(Patient, patient.id).sms_opt_out is False

@@ -3,7 +3,7 @@ closure leaves inside it (cancel for the patient — no fee — or move to anoth
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, time
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -13,7 +13,7 @@ from portal.db import db, now_utc
 from portal.models import Closure, Location, Slot
 from portal.models.enums import SlotStatus
 from portal.services import closures as closure_service
-from portal.services.alternatives import find_alternatives
+from portal.services import reschedule
 from portal.services.appointments import active_appointment
 from portal.services.closure_calendar import month_view
 from portal.services.errors import DomainError
@@ -22,9 +22,6 @@ from portal.web.ids import parse_id
 from portal.web.staff.actions import actor, back_to, perform
 from portal.web.staff.blueprint import bp
 from portal.web.transaction import commit_or_conflict
-
-#: How far ahead "move" looks for another open time of the same service.
-MOVE_HORIZON = timedelta(days=14)
 
 
 def _locations() -> list[Location]:
@@ -167,14 +164,7 @@ def closures_detail(closure_id: int) -> ResponseReturnValue:
         appointment = active_appointment(slot.id)
         options = []
         if appointment is not None:
-            options = find_alternatives(
-                appointment.patient,
-                slot,
-                now=now_utc(),
-                limit=6,
-                horizon=MOVE_HORIZON,
-                ignoring_appointment_id=appointment.id,
-            )
+            options = reschedule.choices(appointment, limit=6)
         rows.append((slot, appointment, options))
     open_inside = closure_service.slots_inside(closure, (SlotStatus.OPEN,))
     return render_template(
