@@ -12,7 +12,7 @@ No data moves: existing rows keep their values (tasks unclaimed, hours unset, no
 practitioner lists).
 
 Revision ID: 0300
-Revises: 0200 (chained after issue 10's reminders, which landed on main first)
+Revises: 0100 (chained after issues 10 and 9, which landed on main first)
 Create Date: 2026-12-02 10:00:00
 
 """
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0300"
-down_revision = "0200"
+down_revision = "0100"
 branch_labels = None
 depends_on = None
 

@@ -12,14 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-import sqlalchemy as sa
-
-from portal.db import db
 from portal.models import Charge, Location, Patient
-from portal.models.enums import Channel, ChargeKind, TimezoneSource
+from portal.models.enums import Channel, ChargeStatus, NoShowTier, TimezoneSource
+from portal.services import ledger
 from portal.services.audit import Action, Actor, record
 from portal.services.errors import DomainError
-from portal.services.holds import payment_required
 from portal.services.notify.policy import unusable_reason
 from portal.services.patients import (
     InvalidPhone,
@@ -30,6 +27,7 @@ from portal.services.patients import (
     set_timezone,
 )
 from portal.services.phones import parse_phone
+from portal.services.tiers import patient_tier
 
 MAX_REASON = 300
 
@@ -109,7 +107,7 @@ def set_sms_opt_out(patient: Patient, opted_out: bool, note: str, actor: Actor) 
 
 
 class Tier(StrEnum):
-    """What a patient must pay before a booking completes (``holds.payment_required``)."""
+    """What staff require of a patient before a booking completes (on top of no-shows)."""
 
     NONE = "none"
     DEPOSIT = "deposit"
@@ -117,37 +115,54 @@ class Tier(StrEnum):
 
 
 TIER_LABELS = {
-    Tier.NONE: "No payment needed first",
-    Tier.DEPOSIT: "Deposit before booking",
+    Tier.NONE: "Nothing beyond their no-show tier",
+    Tier.DEPOSIT: "A deposit before booking",
     Tier.PREPAYMENT: "Prepayment before booking",
+}
+#: The effective tier (``tiers.patient_tier``) as the pages say it.
+EFFECTIVE_LABELS = {
+    NoShowTier.NONE: "No payment needed first",
+    NoShowTier.DISCOUNT: "No payment needed first (a rebooking discount is on offer)",
+    NoShowTier.DEPOSIT: "A deposit before booking",
+    NoShowTier.PREPAYMENT: "Prepayment before booking",
 }
 
 
-def tier_of(patient: Patient) -> Tier:
-    kind = payment_required(patient)
-    if kind == ChargeKind.PREPAYMENT:
+def staff_requirement(patient: Patient) -> Tier:
+    """What staff set for the patient (``tiers.patient_tier`` raises the tier to it)."""
+    if patient.prepayment_required:
         return Tier.PREPAYMENT
-    if kind == ChargeKind.DEPOSIT:
+    if patient.deposit_required:
         return Tier.DEPOSIT
     return Tier.NONE
 
 
+def tier_of(patient: Patient) -> NoShowTier:
+    """The patient's tier now: their recent no-shows, raised by any staff requirement."""
+    return patient_tier(patient)
+
+
 def set_tier(patient: Patient, tier: Tier, reason: str, actor: Actor) -> bool:
-    """Change what the patient must pay first, with a reason (audited); False if unchanged."""
+    """Set what staff require before the patient's bookings, with a reason (audited).
+
+    Returns False if it was already that. The effective tier never drops below what
+    the patient's recent no-shows earn (``tiers.patient_tier``).
+    """
     reason = " ".join(reason.split())[:MAX_REASON]
     if not reason:
         raise DomainError("Give a reason for changing the tier.", code="reason_required")
-    before = tier_of(patient)
+    before = staff_requirement(patient)
     if before == tier:
         return False
+    effective_before = tier_of(patient)
     patient.deposit_required = tier == Tier.DEPOSIT
     patient.prepayment_required = tier == Tier.PREPAYMENT
     record(
         actor,
         Action.PATIENT_TIER_CHANGED,
         patient,
-        before={"tier": before},
-        after={"tier": tier, "reason": reason},
+        before={"tier": before, "effective": effective_before},
+        after={"tier": tier, "effective": tier_of(patient), "reason": reason},
     )
     return True
 
@@ -157,16 +172,9 @@ def timezone_choice(patient: Patient) -> str | None:
     return patient.timezone if patient.timezone_source == TimezoneSource.EXPLICIT else None
 
 
-def charges_for(patient: Patient, limit: int = 50) -> list[Charge]:
-    """The patient's charges (deposits, prepayments, fees), newest first."""
-    return list(
-        db.session.scalars(
-            sa.select(Charge)
-            .where(Charge.patient_id == patient.id)
-            .order_by(Charge.created_at.desc(), Charge.id.desc())
-            .limit(limit)
-        )
-    )
+def charges_for(patient: Patient) -> list[tuple[Charge, ChargeStatus]]:
+    """The patient's charges (deposits, prepayments, fees) with their statuses, newest first."""
+    return ledger.charges_for_patient(patient.id)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from sqlalchemy.orm import joinedload
 
 from portal.db import db, now_utc
 from portal.models import Charge, Location, Offer, OutreachTask, PatientFlag, Slot
-from portal.models.enums import ChargeStatus, SlotStatus
-from portal.services import dayview, outreach, staffops
+from portal.models.enums import SlotStatus
+from portal.services import dayview, ledger, outreach, staffops
 from portal.services.dayview import DaySlot
 from portal.services.timezones import local_day_bounds
 
@@ -85,12 +85,7 @@ def holds_waiting(now: datetime) -> list[Hold]:
         offer = db.session.get(Offer, slot.hold_offer_id)
         if offer is None:
             continue
-        charge = db.session.scalar(
-            sa.select(Charge).where(
-                Charge.offer_id == offer.id, Charge.status == ChargeStatus.PENDING
-            )
-        )
-        holds.append(Hold(slot, offer, charge))
+        holds.append(Hold(slot, offer, ledger.hold_charge(offer.id)))
     return holds
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from portal.db import db
-from portal.models import AuditEvent, Charge, Patient
-from portal.models.enums import ChargeKind, ChargeStatus, FlagKind, TimezoneSource, WaitlistStatus
+from portal.db import db, now_utc
+from portal.models import AuditEvent, Patient
+from portal.models.enums import ChargeKind, FlagKind, TimezoneSource, WaitlistStatus
+from portal.services import ledger
+from portal.services.audit import SYSTEM
 from tests import factories as f
 from tests.staff import ops_factories as ops
 from tests.staff.conftest import form_token
@@ -138,8 +142,10 @@ def test_tier_changes_need_a_reason_and_are_audited(signed_in: FlaskClient) -> N
     event = db.session.scalar(
         sa.select(AuditEvent).where(AuditEvent.action == "patient.tier_changed")
     )
-    assert event.before == {"tier": "none"} and event.after == {
+    assert event.before == {"tier": "none", "effective": "none"}
+    assert event.after == {
         "tier": "prepayment",
+        "effective": "prepayment",
         "reason": "third no-show",
     }
 
@@ -150,15 +156,13 @@ def test_patient_page_shows_everything_with_actions_in_place(signed_in: FlaskCli
     f.appointment(slot=slot, patient=patient)
     f.waitlist_entry(patient=patient, slot=slot, status=WaitlistStatus.PAUSED)
     ops.flag(FlagKind.NO_SHOW, patient=patient)
-    db.session.add(
-        Charge(
-            patient_id=patient.id,
-            kind=ChargeKind.DEPOSIT,
-            amount_cents=5000,
-            status=ChargeStatus.PENDING,
-            idempotency_key="deposit:test:1",
-            description="Deposit",
-        )
+    ledger.open_charge(
+        patient_id=patient.id,
+        kind=ChargeKind.DEPOSIT,
+        amount_cents=5000,
+        key="deposit:test:1",
+        description="Deposit",
+        actor=SYSTEM,
     )
     db.session.commit()
     html = signed_in.get(f"/staff/patients/{patient.id}").text
@@ -203,3 +207,22 @@ def test_a_nul_byte_in_a_form_is_refused_not_a_500(
     data = {"name": "Ana", "phone": "+13105550142", "first_day": "2031-05-01", "location": "1"}
     response = _post(signed_in, path, **(data | {field: "bad\x00value"}))
     assert response.status_code == 400
+
+
+def test_the_tier_shown_is_the_no_show_tier_raised_by_staff(signed_in: FlaskClient) -> None:
+    from portal.models.enums import AppointmentStatus
+
+    patient = f.patient(name="Two Noshows")
+    for days in (20, 40):
+        f.appointment(
+            slot=f.slot(start_at=now_utc() - timedelta(days=days)),
+            patient=patient,
+            status=AppointmentStatus.NO_SHOW,
+            no_show_at=now_utc() - timedelta(days=days),
+        )
+    db.session.commit()
+    page = signed_in.get(f"/staff/patients/{patient.id}").text
+    assert "<strong>A deposit before booking</strong>" in page  # earned by two no-shows
+    _post(signed_in, f"/staff/patients/{patient.id}/tier", tier="prepayment", reason="rude")
+    page = signed_in.get(f"/staff/patients/{patient.id}").text
+    assert "<strong>Prepayment before booking</strong>" in page

@@ -14,7 +14,7 @@ from portal.extensions import htmx
 from portal.models import PatientFlag
 from portal.models.enums import FlagKind
 from portal.services import flag_review, patient_admin
-from portal.services.patient_admin import TIER_LABELS
+from portal.services.patient_admin import EFFECTIVE_LABELS, TIER_LABELS
 from portal.web.ids import parse_id
 from portal.web.staff.actions import actor, back_to, perform
 from portal.web.staff.blueprint import bp
@@ -80,6 +80,8 @@ def flags_review(flag_id: int) -> ResponseReturnValue:
         history=flag_review.patient_history(flag.patient),
         help=FLAG_HELP.get(flag.kind, ""),
         tier=patient_admin.tier_of(flag.patient),
+        requirement=patient_admin.staff_requirement(flag.patient),
+        effective_labels=EFFECTIVE_LABELS,
         tiers=TIER_LABELS,
     )
 

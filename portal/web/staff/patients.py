@@ -21,7 +21,7 @@ from portal.services.notify.timeline import (
     patient_query,
     patient_timeline,
 )
-from portal.services.patient_admin import TIER_LABELS, ContactChange, Tier
+from portal.services.patient_admin import EFFECTIVE_LABELS, TIER_LABELS, ContactChange, Tier
 from portal.services.patients import DuplicatePhone, create_patient, set_timezone
 from portal.services.phones import known_zones
 from portal.services.presentation import zone_choices
@@ -78,6 +78,8 @@ def patient(patient_id: int) -> ResponseReturnValue:
         charges=patient_admin.charges_for(found),
         channels=patient_admin.channel_states(found),
         tier=patient_admin.tier_of(found),
+        requirement=patient_admin.staff_requirement(found),
+        effective_labels=EFFECTIVE_LABELS,
         tiers=TIER_LABELS,
         summarize=summarize,
     )
@@ -227,7 +229,8 @@ def patients_tier(patient_id: int) -> ResponseReturnValue:
             raise DomainError("Choose a tier.", code="invalid_tier") from None
         if not patient_admin.set_tier(_patient(patient_id), tier, reason, actor()):
             return "The tier was already that."
-        return f"Tier changed: {TIER_LABELS[tier].lower()}."
+        effective = EFFECTIVE_LABELS[patient_admin.tier_of(_patient(patient_id))]
+        return f"Staff requirement changed. Payment before booking now: {effective.lower()}."
 
     perform(run)
     return back_to(url_for("staff.patient", patient_id=patient_id))
