@@ -6,6 +6,7 @@ import random
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal.db import db, now_utc
 from portal.models import (
@@ -120,17 +121,21 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
         Service(name=n, category=c, duration_minutes=d, price_cents=p) for n, c, d, p in SERVICES
     ]
     db.session.add_all(practitioners + services)
+    # The migrations seed the implementation guide's policies; the demo clinic sets its own.
     for category, grace, kind, value, notice, full in CANCELLATION:
-        db.session.add(
-            CancellationPolicy(
-                category=category,
-                grace_minutes=grace,
-                grace_free=True,
-                late_fee_kind=kind,
-                late_fee_value=value,
-                notice_hours=notice,
-                full_charge_hours=full,
-            )
+        policy = {
+            "grace_minutes": grace,
+            "grace_free": True,
+            "late_fee_kind": kind,
+            "late_fee_value": value,
+            "notice_hours": notice,
+            "full_charge_hours": full,
+            "updated_at": now,
+        }
+        db.session.execute(
+            pg_insert(CancellationPolicy)
+            .values(category=category, created_at=now, **policy)
+            .on_conflict_do_update(index_elements=[CancellationPolicy.category], set_=policy)
         )
     for category, mode, size in OFFER_MODES:
         db.session.add(OfferPolicy(category=category, mode=mode, wave_size=size))

@@ -20,3 +20,37 @@ def test_demo_loads_two_zones_with_open_and_booked_slots(runner: FlaskCliRunner)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(WaitlistEntry)) >= 10
     again = runner.invoke(args=["demo", "--if-empty"])
     assert "already has data" in again.output
+
+
+def test_make_runs_path_migrate_a_fresh_database_then_load_the_demo(
+    engine_urls: tuple[str, str], app_config: dict[str, object]
+) -> None:
+    """What `make run` does on a new machine: the migrations seed data of their own
+    (cancellation policies), and the demo must load on top of exactly that."""
+    import os
+    import subprocess
+    import sys
+
+    from portal.engines import create_fresh_database, drop_database
+
+    name = f"portal_fresh_{os.getpid()}"
+    url = create_fresh_database(engine_urls[0], name)
+    env = os.environ | {
+        "DATABASE_URL": url,
+        "REDIS_URL": str(app_config["REDIS_URL"]),
+        "SECRET_KEY": "fresh-machine-secret-key-long-enough-0123456789",
+    }
+    try:
+        for args in (["db", "upgrade"], ["demo", "--if-empty"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "portal.cli", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert "Demo loaded" in done.stdout
+    finally:
+        drop_database(engine_urls[0], name)
