@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -176,7 +177,10 @@ def test_lapsed_hold_reopens_the_slot_and_fails_the_charge() -> None:
 def test_alternatives_are_scored_with_reasons(
     practitioner_same: bool, hours_later: int, expected_reasons: list[str]
 ) -> None:
-    original = f.slot(start_at=(now_utc() + timedelta(hours=6)).replace(minute=0, second=0))
+    # 10:00 tomorrow in the clinic's zone, so "+1 hour" never crosses local midnight
+    local_tomorrow = now_utc().astimezone(ZoneInfo("America/New_York")) + timedelta(days=1)
+    ten_am = local_tomorrow.replace(hour=10, minute=0, second=0, microsecond=0)
+    original = f.slot(start_at=ten_am.astimezone(UTC))
     practitioner = (
         original.practitioner if practitioner_same else f.practitioner(location=original.location)
     )

@@ -101,7 +101,9 @@ def test_review_shows_the_history_beside_and_notes_and_resolve_are_audited(
     actions = [
         e.action
         for e in db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.entity_type == "patient_flag")
+            sa.select(AuditEvent)
+            .where(AuditEvent.entity_type == "patient_flag")
+            .order_by(AuditEvent.id)
         )
     ]
     assert actions == ["patient.flag_annotated", "patient.flag_resolved"]
