@@ -33,14 +33,9 @@ def worker_command(burst: bool) -> None:
 @with_appcontext
 def cron_command() -> None:
     """Run the periodic jobs (run exactly one of these)."""
-    from rq.cron import CronScheduler
+    from jobs.cron import run_cron
 
-    from jobs.cron import register_schedule
-    from portal.queue import redis_connection
-
-    scheduler = CronScheduler(connection=redis_connection(), name=f"portal-cron-{os.getpid()}")
-    register_schedule(scheduler)
-    scheduler.start()
+    run_cron(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 @click.command("outbox")

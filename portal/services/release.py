@@ -14,12 +14,16 @@ from datetime import datetime
 
 from portal.db import now_utc
 from portal.models import Slot
-from portal.models.enums import SlotStatus
+from portal.models.enums import AppointmentStatus, SlotStatus
 from portal.services import holds
 from portal.services.appointments import active_appointment, cancel_appointment
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, NotFound
 from portal.services.filling import lock_slot, on_slot_opened, schedule_fill
+
+#: A visit under way (or done) keeps its slot: releasing it would cancel a visit that
+#: happened and offer the time to someone else.
+ARRIVED = (AppointmentStatus.CHECKED_IN, AppointmentStatus.COMPLETED)
 
 
 def release_slot(
@@ -42,6 +46,11 @@ def release_slot(
     if only_booked and slot.status != SlotStatus.BOOKED:
         raise Conflict("Only a booked slot can be released.", code="slot_not_booked")
     appointment = active_appointment(slot.id)
+    if appointment is not None and appointment.status in ARRIVED:
+        raise Conflict(
+            "The patient has checked in: this slot is in use and cannot be released.",
+            code="slot_in_use",
+        )
     if appointment is not None:
         cancel_appointment(appointment, actor, reason=reason, now=now)
     if slot.status == SlotStatus.HELD:

@@ -9,13 +9,15 @@ re-raised instead, so tests still see the real error.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
+import sqlalchemy as sa
 from flask import current_app, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from portal.clock import system_seconds
 from portal.web.expired import session_expired_response
@@ -77,7 +79,15 @@ ERROR_TEXTS: dict[int, ErrorText] = {
         "Something went wrong on our side",
         "It's not you, it's us. Please try again in a few minutes.",
     ),
+    503: ErrorText(
+        "unavailable",
+        "We'll be right back",
+        "The portal is restarting a part of itself. Please try again in a moment.",
+    ),
 }
+
+#: How long a client should wait while the database restarts (it recovers in seconds).
+DATABASE_RETRY_SECONDS = 5
 
 CSRF_TEXT = ErrorText(
     "csrf_failed",
@@ -89,7 +99,7 @@ CSRF_TEXT = ErrorText(
 PATIENT_PATHS = ("/o/", "/a/")
 
 #: Codes whose exception description is never shown: it is technical or names a limit.
-_GENERIC_ONLY = frozenset({429, 500})
+_GENERIC_ONLY = frozenset({429, 500, 503})
 
 _FALLBACK_PAGE = (
     "<!doctype html><html lang='en'><meta charset='utf-8'><title>{title}</title>"
@@ -180,7 +190,7 @@ def handle_http_error(error: HTTPException) -> Response:
     """Turn any HTTP error into a JSON body or a friendly page with the same status."""
     status = error.code or 500
     text, message = _text_for(error)
-    retry_after = _retry_after_seconds(error) if status == 429 else None
+    retry_after = _retry_after_seconds(error) if status in (429, 503) else None
 
     if wants_json():
         response = jsonify(error={"code": text.code, "message": message})
@@ -208,7 +218,43 @@ def handle_csrf_error(error: CSRFError) -> Response:
         return handle_http_error(error)
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "the server is not reachable right now".
+
+    No SQLSTATE (the connection was refused or dropped), class 08 (connection
+    exception) and 57P01–57P03 (shutting down, crashed, starting up): a restart, not a
+    bug. Anything else (a constraint, a deadlock, bad SQL) is not this.
+    """
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _RESTARTING
+
+
+_RESTARTING = frozenset({"57P01", "57P02", "57P03"})
+
+
+def database_unavailable_response(exc: sa.exc.DBAPIError) -> Response:
+    """503 with Retry-After: the request may be sent again once the database is back."""
+    from portal.db import db
+
+    current_app.logger.warning("database unavailable (%s)", type(exc.orig).__name__)
+    with suppress(sa.exc.DBAPIError):  # the connection is gone; the pool discards it
+        db.session.rollback()
+    return handle_http_error(ServiceUnavailable(retry_after=DATABASE_RETRY_SECONDS))
+
+
+def handle_database_error(exc: sa.exc.DBAPIError) -> Response:
+    if database_unavailable(exc):
+        return database_unavailable_response(exc)
+    raise exc
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers on ``app``."""
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(sa.exc.OperationalError, handle_database_error)
+    app.register_error_handler(sa.exc.InterfaceError, handle_database_error)

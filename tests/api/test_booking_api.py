@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from portal.db import db
@@ -55,15 +56,36 @@ def test_second_booking_gets_409_slot_filled_with_alternatives(api: ApiClient) -
 def test_release_reopens_and_check_in(api: ApiClient) -> None:
     slot = f.slot(status=SlotStatus.BOOKED)
     appointment = f.appointment(slot=slot)
-    resp = api.post(f"/api/v1/appointments/{appointment.id}/check-in")
-    assert resp.status_code == 200 and resp.json["status"] == "checked_in"
-    assert resp.json["checked_in_at"]
     resp = api.post(f"/api/v1/slots/{slot.id}/release")
     assert resp.status_code == 200 and resp.json["status"] == "open"
     db.session.expire_all()
     assert db.session.get(Appointment, appointment.id).status == AppointmentStatus.CANCELLED
     resp = api.post(f"/api/v1/appointments/{appointment.id}/check-in")
     assert resp.status_code == 409 and resp.json["error"]["code"] == "not_checkable"
+
+
+@pytest.mark.parametrize("status", [AppointmentStatus.CHECKED_IN, AppointmentStatus.COMPLETED])
+def test_release_refuses_a_slot_whose_patient_has_arrived(
+    api: ApiClient, status: AppointmentStatus
+) -> None:
+    """Found by the soak: a release after check-in cancelled a visit under way."""
+    slot = f.slot(status=SlotStatus.BOOKED)
+    appointment = f.appointment(slot=slot)
+    resp = api.post(f"/api/v1/appointments/{appointment.id}/check-in")
+    assert resp.status_code == 200 and resp.json["status"] == "checked_in"
+    assert resp.json["checked_in_at"]
+    if status == AppointmentStatus.COMPLETED:
+        assert api.post(f"/api/v1/appointments/{appointment.id}/complete").status_code == 200
+    resp = api.post(f"/api/v1/slots/{slot.id}/release")
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "slot_in_use"
+    db.session.expire_all()
+    assert db.session.get(Appointment, appointment.id).status == status
+    assert db.session.get(Slot, slot.id).status == SlotStatus.BOOKED
+    assert not db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Notification)
+        .where(Notification.purpose == Purpose.CANCELLATION)
+    )
 
 
 def test_slot_offers_and_unknown_ids(api: ApiClient) -> None:

@@ -16,6 +16,7 @@ from portal.extensions import csrf, db
 from portal.services.booking import lost_race
 from portal.services.errors import DomainError
 from portal.web.api.auth import authenticate
+from portal.web.errors import database_unavailable, database_unavailable_response
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def _integrity_error(exc: sa.exc.IntegrityError) -> Response:
 @bp.errorhandler(sa.exc.OperationalError)
 def _operational_error(exc: sa.exc.OperationalError) -> Response:
     """A deadlock or serialization failure lost to a concurrent request: 409, not 500."""
+    if database_unavailable(exc):
+        return database_unavailable_response(exc)
     db.session.rollback()
     if (conflict := lost_race(exc)) is None:
         raise exc

@@ -221,12 +221,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
     ("POST", "/slots/{slot_id}/release"): Op(
         "Cancel the slot's appointment if any (the patient is told, with `reason` if"
-        " given); the slot reopens and filling starts",
+        " given); the slot reopens and filling starts (409 `slot_in_use` once the patient"
+        " has checked in)",
         s.SlotOut,
         body=s.ReleaseIn,
         body_optional=True,
         example=_release_example,
-        errors=(404, 422),
+        errors=(404, 409, 422),
     ),
     ("GET", "/slots/{slot_id}/offers"): Op(
         "Offers made for a slot, by wave", s.OfferOut, many=True, errors=(404,)

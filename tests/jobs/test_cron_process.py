@@ -1,0 +1,77 @@
+"""``portal cron`` as a process: it rides out a Redis restart instead of exiting.
+
+Found by the soak (bench/soak.py): when Redis went away, RQ's cron scheduler raised
+and the process exited — under ``make run`` honcho then stops everything, and in a
+deployment the periodic safety nets (``reconcile``, ``dispatch_due``) stop with it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue
+from rq.cron import CronScheduler
+
+from tests.conftest import TEST_SECRET
+from tests.fakes.redis_server import PrivateRedis
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTAL = str(Path(sys.executable).parent / "portal")
+
+
+def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _scheduled(redis: PrivateRedis) -> bool:
+    """A live cron scheduler is registered and its start-up run enqueued the sweeps."""
+    connection = Redis.from_url(redis.url)
+    try:
+        return bool(CronScheduler.all(connection=connection)) and (
+            Queue("notifications", connection=connection).count > 0
+        )
+    except Exception:
+        return False
+    finally:
+        connection.close()
+
+
+def test_cron_survives_redis_restarting_empty(database_url: str, tmp_path: Path) -> None:
+    redis = PrivateRedis(tmp_path).start()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis.url,
+        "SECRET_KEY": TEST_SECRET,
+    }
+    log = tmp_path / "cron.log"
+    with log.open("wb") as out:
+        cron = subprocess.Popen(
+            [PORTAL, "cron"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        assert _wait(lambda: _scheduled(redis), 30), log.read_text()[-2000:]
+        redis.stop()  # every queued job and the scheduler's registration are gone
+        time.sleep(3)
+        assert cron.poll() is None, "cron exited while Redis was down:\n" + log.read_text()[-2000:]
+        redis.start()
+        assert _wait(lambda: _scheduled(redis), 30), log.read_text()[-2000:]
+        assert cron.poll() is None
+    finally:
+        cron.terminate()
+        try:
+            cron.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            cron.kill()
+            cron.wait(timeout=5)
+        redis.stop()
