@@ -6,6 +6,7 @@ their pages on it when imported here.
 
 from portal.web.staff import (
     appointments,
+    audit,
     auth,
     candidates,
     catalogue,
@@ -26,6 +27,7 @@ __all__ = [
     "PUBLIC_ENDPOINTS",
     "admin_required",
     "appointments",
+    "audit",
     "auth",
     "bp",
     "candidates",
