@@ -1,4 +1,5 @@
-"""The append-only audit trail (UPDATE/DELETE are refused by a trigger, see migrations)."""
+"""The append-only audit trail (UPDATE, DELETE and TRUNCATE are refused by triggers:
+migrations 0001 and 0400)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from portal.models.enums import ActorType
 class AuditEvent(PkMixin, db.Model):
     __tablename__ = "audit_event"
     __table_args__ = (
-        sa.Index("ix_audit_event_entity", "entity_type", "entity_id"),
-        sa.Index("ix_audit_event_occurred_at", "occurred_at"),
+        # Each index ends in (occurred_at, id): the log pages newest first by that key
+        # (keyset pagination), whichever filter leads.
+        sa.Index("ix_audit_event_time", "occurred_at", "id"),
+        sa.Index("ix_audit_event_entity", "entity_type", "entity_id", "occurred_at", "id"),
+        sa.Index("ix_audit_event_actor", "actor_type", "actor_id", "occurred_at", "id"),
+        sa.Index("ix_audit_event_action", "action", "occurred_at", "id"),
     )
 
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     actor_type: Mapped[ActorType] = mapped_column(enum_column(ActorType, "actor_type"))
     actor_id: Mapped[str | None] = mapped_column(sa.String(64))
-    action: Mapped[str] = mapped_column(sa.String(80), index=True)
+    action: Mapped[str] = mapped_column(sa.String(80))
     entity_type: Mapped[str] = mapped_column(sa.String(40))
     entity_id: Mapped[int | None]
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

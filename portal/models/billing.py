@@ -22,7 +22,10 @@ from portal.models.patients import Patient
 
 class Charge(PkMixin, db.Model):
     __tablename__ = "charge"
-    __table_args__ = (sa.CheckConstraint("amount_cents > 0", name="amount_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
+        sa.Index("ix_charge_created_at", "created_at"),
+    )
 
     patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"), index=True)
     appointment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("appointment.id"), index=True)

@@ -9,7 +9,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import PkMixin, TimestampMixin, UTCDateTime, db, enum_column, now_utc
-from portal.models.enums import AppointmentSource, AppointmentStatus, FeeTier, OfferStatus
+from portal.models.enums import (
+    AppointmentSource,
+    AppointmentStatus,
+    FeeTier,
+    OfferMode,
+    OfferStatus,
+)
 from portal.models.patients import Patient, WaitlistEntry
 from portal.models.scheduling import Slot
 
@@ -34,6 +40,9 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
             ),
         ),
         sa.Index("ix_appointment_patient_status", "patient_id", "status"),
+        # Analytics: every appointment of a slot (cancelled ones too), and by start.
+        sa.Index("ix_appointment_slot_id", "slot_id"),
+        sa.Index("ix_appointment_starts_at", "starts_at"),
         # The no-show sweep reads only appointments still awaiting arrival, by start:
         # its cost follows the due rows, not the table (bench/sweep.py).
         sa.Index(
@@ -113,6 +122,7 @@ class Offer(PkMixin, TimestampMixin, db.Model):
         sa.UniqueConstraint("slot_id", "patient_id"),
         sa.Index("ix_offer_patient_status", "patient_id", "status"),
         sa.Index("ix_offer_slot_status", "slot_id", "status"),
+        sa.Index("ix_offer_created_at", "created_at"),
     )
 
     slot_id: Mapped[int] = mapped_column(sa.ForeignKey("slot.id"))
@@ -122,6 +132,8 @@ class Offer(PkMixin, TimestampMixin, db.Model):
         enum_column(OfferStatus, "offer_status"), default=OfferStatus.PENDING
     )
     wave: Mapped[int]
+    #: The category's offer mode when the offer was made (analytics compare modes).
+    mode: Mapped[OfferMode | None] = mapped_column(enum_column(OfferMode, "offer_mode"))
     #: Ranking score and the reasons behind it, shown to staff.
     score: Mapped[int] = mapped_column(default=0)
     score_reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)

@@ -33,7 +33,10 @@ class Notification(PkMixin, TimestampMixin, db.Model):
     """
 
     __tablename__ = "notification"
-    __table_args__ = (sa.Index("ix_notification_status", "status"),)
+    __table_args__ = (
+        sa.Index("ix_notification_status", "status"),
+        sa.Index("ix_notification_created_at", "created_at"),
+    )
 
     patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"), index=True)
     purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose, "purpose"))

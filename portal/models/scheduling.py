@@ -130,6 +130,7 @@ class Slot(PkMixin, TimestampMixin, db.Model):
         sa.Index("ix_slot_location_start", "location_id", "start_at"),
         sa.Index("ix_slot_service_status_start", "service_id", "status", "start_at"),
         sa.Index("ix_slot_practitioner_start", "practitioner_id", "start_at"),
+        sa.Index("ix_slot_opened_at", "opened_at"),
     )
 
     location_id: Mapped[int] = mapped_column(sa.ForeignKey("location.id"))

@@ -19,6 +19,8 @@ class Action(StrEnum):
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 (an action name, not a secret)
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105
 
+    AUDIT_EXPORTED = "audit.exported"
+
     APPOINTMENT_CANCELLED = "appointment.cancelled"
     APPOINTMENT_CHECKED_IN = "appointment.checked_in"
     APPOINTMENT_CONFIRMED = "appointment.confirmed"

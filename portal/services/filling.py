@@ -146,6 +146,7 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
             waitlist_entry_id=candidate.entry.id,
             patient_id=candidate.patient.id,
             wave=wave,
+            mode=policy.mode,
             score=candidate.score,
             score_reasons=candidate.reasons,
             window_expires_at=expires,

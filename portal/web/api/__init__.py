@@ -4,7 +4,15 @@
 modules register their routes on it when imported here.
 """
 
-from portal.web.api import booking_views, catalogue_views, openapi, views
+from portal.web.api import analytics_views, booking_views, catalogue_views, openapi, views
 from portal.web.api.blueprint import bp, error_response
 
-__all__ = ["booking_views", "bp", "catalogue_views", "error_response", "openapi", "views"]
+__all__ = [
+    "analytics_views",
+    "booking_views",
+    "bp",
+    "catalogue_views",
+    "error_response",
+    "openapi",
+    "views",
+]

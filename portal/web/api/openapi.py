@@ -54,7 +54,8 @@ _DOMAIN_CODES = {
     "nonexistent_local_time": "the time is written as a wall-clock time that the clinic's"
     " zone skips that day (a DST change), with the offset of before the change",
     "service_mismatch": "the slot is for another service",
-    "invalid_range": "`to` is not after `from`",
+    "invalid_range": "`to` is not after `from` (analytics: `to` before `from`, or more"
+    " than 366 days)",
 }
 
 
@@ -219,6 +220,18 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         codes=("invalid_range",),
     ),
     ("GET", "/slots/{slot_id}"): Op("Get a slot", s.SlotOut, errors=(404,)),
+    ("GET", "/analytics"): Op(
+        "The dashboard's figures for local days [from, to] (each location's own zone):"
+        " released slots and the share filled (by source), median and p90 minutes to fill,"
+        " offers per filled slot, revenue recovered, acceptance by channel, wave and offer"
+        " mode, delivery success by channel, fallback depth, messages per patient per week,"
+        " weekly no-show and late-cancellation rates, fees charged/waived/collected."
+        " Rates come as {count, of, rate} (rate null when `of` is 0)",
+        errors=(422,),
+        query_model=s.AnalyticsQuery,
+        codes=("invalid_range", "unknown_location"),
+        raw_response={"type": "object"},
+    ),
     ("POST", "/slots/{slot_id}/release"): Op(
         "Cancel the slot's appointment if any (the patient is told, with `reason` if"
         " given); the slot reopens and filling starts (409 `slot_in_use` once the patient"

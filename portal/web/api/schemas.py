@@ -154,6 +154,18 @@ class AppointmentQuery(_Query):
     to: Instant | None = Field(None, description="appointments whose slot starts before this")
 
 
+class AnalyticsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    from_: Day | None = Field(
+        None,
+        alias="from",
+        description="first local day (each location's own zone); default: 27 days before `to`",
+    )
+    to: Day | None = Field(None, description="last local day, inclusive; default: today")
+    location_id: QueryId | None = Field(None, description="one location; default: all")
+
+
 class AppointmentIn(_Body):
     slot_id: Id
     patient_id: Id

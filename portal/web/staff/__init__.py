@@ -5,7 +5,9 @@ their pages on it when imported here.
 """
 
 from portal.web.staff import (
+    analytics,
     appointments,
+    audit,
     auth,
     candidates,
     catalogue,
@@ -25,7 +27,9 @@ from portal.web.staff.blueprint import PUBLIC_ENDPOINTS, admin_required, bp
 __all__ = [
     "PUBLIC_ENDPOINTS",
     "admin_required",
+    "analytics",
     "appointments",
+    "audit",
     "auth",
     "bp",
     "candidates",
