@@ -7,7 +7,7 @@ import click
 
 def register(group: click.Group) -> None:
     """Add every portal command to ``group``."""
-    from portal.commands import api, demo, ops, staff
+    from portal.commands import api, demo, ops, simulate, staff
 
-    for module in (ops, demo, staff, api):
+    for module in (ops, demo, staff, api, simulate):
         module.register(group)
