@@ -7,7 +7,7 @@ import click
 
 def register(group: click.Group) -> None:
     """Add every portal command to ``group``."""
-    from portal.commands import api, demo, ops, simulate, staff
+    from portal.commands import api, demo, ops, staff
 
-    for module in (ops, demo, staff, api, simulate):
+    for module in (ops, demo, staff, api):
         module.register(group)

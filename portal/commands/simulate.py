@@ -94,7 +94,3 @@ def simulate_command(days: int, seed: int, policies: str, as_json: bool) -> None
         return
     click.echo(f"{days} simulated days, seed {seed}")
     click.echo(format_table(result))
-
-
-def register(group: click.Group) -> None:
-    group.add_command(simulate_command)

@@ -22,7 +22,8 @@ ones no source pins down):
   an appointment whose reminder was delivered is missed at ``NO_SHOW_RATE``, one
   without a delivered reminder at ``NO_SHOW_RATE / REMINDER_RISK_RATIO``.
 * Cancellations — 12% of bookings, half of them more than two days ahead, a fifth on
-  the day (assumption: the share and lead times vary widely between practices).
+  the day, made between 07:00 and 22:00 local time (assumption: the share and lead
+  times vary widely between practices).
 * Reading delays — median 6 minutes for a text, 90 minutes for an e-mail, nothing read
   between 22:00 and 07:00 local time (assumption).
 """
@@ -132,6 +133,17 @@ def cancellation_lead(rng: random.Random) -> timedelta | None:
         return None
     low, high, _ = rng.choices(CANCEL_LEADS, weights=[w for *_, w in CANCEL_LEADS])[0]
     return timedelta(hours=rng.uniform(low, high))
+
+
+def while_awake(at: datetime, tz: str) -> datetime:
+    """Move a night-time moment back to the evening before (people cancel while awake)."""
+    local = to_local(at, tz)
+    if NIGHT[1] <= local.hour < NIGHT[0]:
+        return at
+    evening = local.replace(hour=NIGHT[0] - 1, minute=local.minute, second=0, microsecond=0)
+    if local.hour < NIGHT[1]:
+        evening -= timedelta(days=1)
+    return evening.astimezone(at.tzinfo)
 
 
 def shows_up(rng: random.Random, reminded: bool) -> bool:

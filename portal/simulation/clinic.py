@@ -28,6 +28,7 @@ from portal.simulation.behaviour import (
     cancellation_lead,
     draw,
     make_persona,
+    while_awake,
 )
 
 #: A Monday well clear of the DST changes; the simulation never reads the wall clock.
@@ -208,10 +209,12 @@ def _book_regulars(
         )
     db.session.add_all(booked)
     db.session.flush()
+    zones = {loc.id: loc.timezone for loc in db.session.scalars(sa.select(Location))}
     for slot, appointment in zip(slots, booked, strict=True):
         lead = cancellation_lead(draw(plan.seed, "cancel", appointment.id))
-        if lead is not None and slot.start_at - lead > start and slot.start_at < plan.end:
-            plan.cancellations.append((slot.start_at - lead, appointment.id))
+        when = None if lead is None else while_awake(slot.start_at - lead, zones[slot.location_id])
+        if when is not None and when > start and slot.start_at < plan.end:
+            plan.cancellations.append((when, appointment.id))
         elif slot.start_at < plan.end:
             plan.arrivals.append((slot.start_at - timedelta(minutes=5), appointment.id))
 
