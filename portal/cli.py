@@ -69,9 +69,13 @@ def main() -> None:
 
     from portal.commands import register
     from portal.commands.ops import run_command
+    from portal.commands.simulate import simulate_command
 
     # `run` must work before any engine or app exists, so it sits on the group only.
     cli.add_command(run_command)
+    # `simulate` builds apps of its own (on scratch databases): it needs ``create_app``,
+    # which the app's own command list (built inside ``create_app``) cannot import back.
+    cli.add_command(simulate_command)
     cli.add_command(db_commands)
     register(cli)
     cli.main(args=args, prog_name="portal")

@@ -11,7 +11,8 @@ periodic sweeps (``reconcile``, ``dispatch_due``) pick up whatever was left undo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 QUEUES = ("filling", "notifications", "default")
 _PENDING = "portal_after_commit"
+
+#: Receives enqueues instead of Redis while set (the fill simulation runs jobs itself,
+#: in virtual time): ``sink(spec, args, at, job_id)``.
+JobSink = Callable[["JobSpec", tuple[Any, ...], datetime | None, str | None], None]
+_sink: JobSink | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,21 @@ def enqueue_now(name: str, *args: Any, job_id: str | None = None) -> bool:
     return _enqueue(spec, args, None, job_id)
 
 
+@contextmanager
+def divert_jobs(sink: JobSink) -> Iterator[JobSink]:
+    """Hand every enqueue in this process to ``sink`` instead of Redis, for a block."""
+    global _sink
+    previous, _sink = _sink, sink
+    try:
+        yield sink
+    finally:
+        _sink = previous
+
+
 def _enqueue(spec: JobSpec, args: tuple[Any, ...], at: datetime | None, job_id: str | None) -> bool:
+    if _sink is not None:
+        _sink(spec, args, at, job_id)
+        return True
     options: dict[str, Any] = {"retry": spec.rq_retry(), "job_timeout": spec.timeout}
     if job_id:
         options["job_id"] = job_id

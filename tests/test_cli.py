@@ -20,6 +20,7 @@ COMMANDS = [
     "outbox",
     "run",
     "set-staff-password",
+    "simulate",
     "sweep-no-shows",
     "worker",
 ]

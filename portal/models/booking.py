@@ -137,6 +137,8 @@ class Offer(PkMixin, TimestampMixin, db.Model):
     #: Ranking score and the reasons behind it, shown to staff.
     score: Mapped[int] = mapped_column(default=0)
     score_reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    #: The learned acceptance estimate when the offer was made (calibration page).
+    predicted_acceptance: Mapped[float | None] = mapped_column(sa.Float)
     window_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_reason: Mapped[str | None] = mapped_column(sa.String(40))

@@ -44,6 +44,7 @@ class OfferMode(StrEnum):
     SEQUENTIAL = "sequential"
     WAVES = "waves"
     BROADCAST = "broadcast"
+    LEARNED = "learned"  # waves ranked and sized by the learned acceptance estimate
 
 
 class WaitlistStatus(StrEnum):

@@ -15,13 +15,14 @@ import sqlalchemy as sa
 
 from portal.db import db, now_utc
 from portal.models import Offer, Slot
-from portal.models.enums import OfferStatus, Purpose, SlotStatus
+from portal.models.enums import OfferMode, OfferStatus, Purpose, SlotStatus
 from portal.queue import schedule
 from portal.services.audit import SYSTEM, Action, Actor, record, snapshot
+from portal.services.learning import wave_size
 from portal.services.matching import Exclusion, Match, closure_for, match_slot
 from portal.services.notify import queue_notification
 from portal.services.offers import update_offers
-from portal.services.settings import FillPolicy, fill_policy
+from portal.services.settings import FillPolicy, fill_policy, settings
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,14 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
     if not candidates:
         return _exhaust(slot, now, actor, "no matching waitlist entries", expired, match)
     batch = candidates if policy.batch_size is None else candidates[: policy.batch_size]
+    if policy.mode == OfferMode.LEARNED:
+        tunables = settings()
+        size = wave_size(
+            [c.acceptance or 0.0 for c in candidates],
+            tunables.learned_wave_target_percent / 100,
+            tunables.learned_wave_max,
+        )
+        batch = candidates[:size]
     wave = slot.current_wave + 1
     expires = wave_expiry(slot, policy, now)
     offers = []
@@ -149,6 +158,7 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
             mode=policy.mode,
             score=candidate.score,
             score_reasons=candidate.reasons,
+            predicted_acceptance=candidate.acceptance,
             window_expires_at=expires,
             created_at=now,
             updated_at=now,

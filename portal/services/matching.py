@@ -24,10 +24,12 @@ from portal.models import (
 from portal.models.enums import (
     INACTIVE_APPOINTMENT_STATUSES,
     FlagKind,
+    OfferMode,
     OfferStatus,
     WaitlistStatus,
 )
-from portal.services.settings import settings
+from portal.services.learning import estimates_for
+from portal.services.settings import fill_policy, settings
 from portal.services.timezones import to_local, within_windows
 
 HISTORY = timedelta(days=180)
@@ -41,6 +43,8 @@ class Candidate:
     patient: Patient
     score: int = 0
     reasons: list[str] = field(default_factory=list)
+    #: The learned chance they accept (``services.learning``), stored on the offer.
+    acceptance: float | None = None
 
     def add(self, points: int, reason: str) -> None:
         if points:
@@ -86,6 +90,7 @@ class OfferHistory:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     today: int = 0
+    week: int = 0  # offers in the last 7 days
 
 
 def _offer_history(patients: list[Patient], now: datetime) -> dict[int, OfferHistory]:
@@ -100,6 +105,7 @@ def _offer_history(patients: list[Patient], now: datetime) -> dict[int, OfferHis
     for patient_id, status, created_at in rows:
         entry = history[patient_id]
         entry.outcomes[status] += 1
+        entry.week += created_at > now - timedelta(days=7)
         tz = zones[patient_id]
         if to_local(created_at, tz).date() == to_local(now, tz).date():
             entry.today += 1
@@ -119,6 +125,7 @@ class Exclusion(StrEnum):
     OUTSIDE_DATES = "outside_dates"
     OUTSIDE_WINDOW = "outside_window"  # not inside their availability windows
     DAILY_CAP = "daily_cap"
+    WEEKLY_CAP = "weekly_cap"  # the learned mode's cap on offers per patient per 7 days
 
 
 #: How staff read a count of each reason ("4 over the daily cap").
@@ -133,6 +140,7 @@ EXCLUSION_LABELS = {
     Exclusion.OUTSIDE_DATES: "{n} outside their dates",
     Exclusion.OUTSIDE_WINDOW: "{n} outside their hours",
     Exclusion.DAILY_CAP: "{n} over the daily cap",
+    Exclusion.WEEKLY_CAP: "{n} over the weekly cap",
 }
 
 
@@ -148,6 +156,7 @@ EXCLUSION_REASONS = {
     Exclusion.OUTSIDE_DATES: "Outside the dates they gave",
     Exclusion.OUTSIDE_WINDOW: "Outside the hours they gave",
     Exclusion.DAILY_CAP: "Has had today's maximum of offers",
+    Exclusion.WEEKLY_CAP: "Has had this week's maximum of offers",
 }
 
 
@@ -243,13 +252,24 @@ def match_slot(slot: Slot, now: datetime, blocked: Exclusion | None = None) -> M
         return match
 
     history = _offer_history([c.patient for c in fitting], now)
-    cap = settings().daily_offer_cap
+    tunables = settings()
+    learned = fill_policy(slot.service.category).mode == OfferMode.LEARNED
     for candidate in fitting:
-        if history[candidate.patient.id].today >= cap:
+        past = history[candidate.patient.id]
+        if past.today >= tunables.daily_offer_cap:
             match.leave_out(candidate.entry, candidate.patient, Exclusion.DAILY_CAP)
             continue
-        score_candidate(candidate, slot, now, history[candidate.patient.id].outcomes)
+        if learned and past.week >= tunables.learned_weekly_offer_cap:
+            match.leave_out(candidate.entry, candidate.patient, Exclusion.WEEKLY_CAP)
+            continue
+        score_candidate(candidate, slot, now, past.outcomes)
         match.candidates.append(candidate)
+    estimates = estimates_for([c.patient for c in match.candidates], slot, now)
+    for candidate in match.candidates:
+        learnt = estimates[candidate.patient.id]
+        candidate.acceptance = learnt.probability
+        if learned:
+            candidate.add(learnt.points, learnt.reason)
     match.candidates.sort(key=lambda c: (-c.score, c.entry.created_at, c.entry.id))
     return match
 

@@ -27,6 +27,12 @@ class Settings:
 
     #: An individual patient receives at most this many offers per local day.
     daily_offer_cap: int = 3
+    #: The ``learned`` offer mode: at most this many offers per patient per 7 days; a
+    #: wave grows until the learned chance that someone accepts reaches the target
+    #: (percent), up to the largest wave.
+    learned_weekly_offer_cap: int = 3
+    learned_wave_target_percent: int = 80
+    learned_wave_max: int = 8
     #: Offers for slots starting sooner than this go only to entries that accept short notice.
     short_notice_hours: int = 2
     #: Alternatives shown to a patient who lost a race (SPEC §3.5).
@@ -188,7 +194,7 @@ class FillPolicy:
             return 1
         if self.mode == OfferMode.BROADCAST:
             return None
-        return self.wave_size
+        return self.wave_size  # the learned mode sizes each wave itself (filling.advance)
 
 
 def fill_policy(category: str) -> FillPolicy:
