@@ -46,6 +46,7 @@ from portal.engines import create_fresh_database, drop_database, test_engines  #
 from tests import factories as f  # noqa: E402
 
 DATABASE = "portal_profile"
+SORT = ["cumulative"]
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -104,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--offers", type=int, default=50, help="offers in the broadcast wave")
     parser.add_argument("--profile", type=int, default=25, help="profile rows per request")
+    parser.add_argument("--sort", default="cumulative", help="pstats sort key (tottime, …)")
+    parser.add_argument("--losers", type=int, default=20, help="late losers timed unprofiled")
     parser.add_argument("--redis-db", type=int, default=14)
     args = parser.parse_args(argv)
+    SORT[0] = args.sort
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accept-profile-")))
         server_url, redis_url = stack.enter_context(test_engines(tmp / "engines"))
@@ -142,9 +146,40 @@ def main(argv: list[str] | None = None) -> int:
                 clients.append((who, token, client, csrf.group(1) if csrf else ""))
             for who, token, client, csrf in clients:
                 _run(app, who, client, token, csrf, args.profile, report=number > 0)
+        _time_losers(app, scenes[1].tokens[2 : 2 + args.losers])
         with app.app_context():
             db.engine.dispose()
     return 0
+
+
+def _time_losers(app: Flask, tokens: list[str]) -> None:
+    """Mean wall time of opening an offer page and of a late loser's accept (no profiler)."""
+    if not tokens:
+        return
+    pages, posts = [], []
+    for token in tokens:
+        client = app.test_client()
+        with app.app_context():
+            started = time.perf_counter()
+            page = client.get(f"/o/{token}")
+            pages.append(time.perf_counter() - started)
+        found = _CSRF.search(page.get_data(as_text=True))
+        with app.app_context():
+            started = time.perf_counter()
+            client.post(f"/o/{token}/accept", data={"csrf_token": found.group(1) if found else ""})
+            posts.append(time.perf_counter() - started)
+    with app.app_context():
+        client = app.test_client()
+        started = time.perf_counter()
+        for _ in tokens:
+            client.get("/livez")
+        bare = (time.perf_counter() - started) / len(tokens)
+    print(
+        f"\n{len(tokens)} more patients, one at a time, in-process, no profiler: "
+        f"GET /o/<token> {1000 * sum(pages) / len(pages):.1f} ms, "
+        f"late loser's POST accept {1000 * sum(posts) / len(posts):.1f} ms, "
+        f"GET /livez {1000 * bare:.2f} ms (means)"
+    )
 
 
 def _run(
@@ -175,7 +210,7 @@ def _run(
     print("  by kind: " + ", ".join(f"{k} {n}" for k, n in seen.kinds().most_common()))
     if rows:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(rows)
+        pstats.Stats(profiler, stream=out).sort_stats(SORT[0]).print_stats(rows)
         body = out.getvalue().split("\n")
         start = next(i for i, line in enumerate(body) if "ncalls" in line)
         print("\n".join("  " + line for line in body[start:] if line.strip()))
