@@ -168,11 +168,47 @@ def _enqueue(spec: JobSpec, args: tuple[Any, ...], at: datetime | None, job_id: 
     return True
 
 
+def _enqueue_batch(app: Any, queue_name: str, items: list[dict[str, Any]]) -> None:
+    """Enqueue many immediate jobs of one queue in one Redis pipeline (one round trip)."""
+    with app.app_context():
+        try:
+            queue = get_queue(queue_name)
+            queue.enqueue_many(  # one pipeline, executed once
+                [
+                    Queue.prepare_data(
+                        item["spec"].path,
+                        item["args"],
+                        timeout=item["spec"].timeout,
+                        job_id=item["job_id"],
+                        retry=item["spec"].rq_retry(),
+                    )
+                    for item in items
+                ]
+            )
+        except RedisError as exc:
+            log.warning(
+                "enqueue of %s jobs on %s failed (%s); the periodic sweeps will pick them up",
+                len(items),
+                queue_name,
+                type(exc).__name__,
+            )
+
+
 @sa.event.listens_for(Session, "after_commit")
 def _run_pending(session: Session) -> None:
+    batches: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for item in session.info.pop(_PENDING, None) or ():
+        if item["at"] is None:  # immediate jobs go together, per queue
+            batches.setdefault((id(item["app"]), item["spec"].queue), []).append(item)
+            continue
         with item["app"].app_context():
             _enqueue(item["spec"], item["args"], item["at"], item["job_id"])
+    for (_, queue_name), items in batches.items():
+        if len(items) == 1:
+            with items[0]["app"].app_context():
+                _enqueue(items[0]["spec"], items[0]["args"], None, items[0]["job_id"])
+        else:
+            _enqueue_batch(items[0]["app"], queue_name, items)
 
 
 @sa.event.listens_for(Session, "after_soft_rollback")

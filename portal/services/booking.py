@@ -32,7 +32,7 @@ from portal.models.enums import (
 from portal.services import presentation
 from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
-from portal.services.notify import queue_notification
+from portal.services.notify import Message, queue_notification, queue_notifications
 from portal.services.offers import update_offers
 from portal.services.reminders import plan_reminders
 
@@ -384,13 +384,14 @@ def withdraw_pending_offers(
     }
     for offer in withdrawn:
         record(actor, Action.OFFER_WITHDRAWN, offer, after={"reason": offer.withdrawn_reason})
-    for offer in told:
-        queue_notification(
-            patients[offer.patient_id],
-            Purpose.SLOT_FILLED,
-            f"slot_filled:{offer.id}",
-            offer_id=offer.id,
-        )
+    queue_notifications(
+        [
+            Message(patients[o.patient_id], f"slot_filled:{o.id}", offer_id=o.id)
+            for o in sorted(told, key=lambda o: o.id)
+        ],
+        Purpose.SLOT_FILLED,
+        now=now,
+    )
     return [o for o in withdrawn if o.slot_id != slot.id]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import available_timezones
@@ -63,6 +64,7 @@ def parse_phone(raw: str, region: str = "US") -> ParsedPhone:
 
 
 @lru_cache(maxsize=1)
+@functools.cache
 def known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 

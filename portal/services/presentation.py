@@ -8,10 +8,13 @@ use ``arrow``. Money is integer cents and never a float.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import arrow
 
@@ -38,6 +41,9 @@ def local(instant: datetime, zone: str | tzinfo | None) -> arrow.Arrow:
     """Return ``instant`` on the wall clock of ``zone`` (UTC if none; naive read as UTC)."""
     if instant.tzinfo is None:  # a bug upstream: read it as the storage convention says
         instant = instant.replace(tzinfo=UTC)
+    if isinstance(zone, str):
+        with contextlib.suppress(ValueError, ZoneInfoNotFoundError):
+            zone = _tz(zone)  # a kept ZoneInfo: arrow would read the zone file every time
     return arrow.get(instant).to(zone or "UTC")
 
 
@@ -194,19 +200,41 @@ _PLACE_AREAS = (
 
 def zone_label(name: str, at: datetime) -> str:
     """A zone as people pick it: "Los Angeles · PST (UTC-08:00)" (its name at ``at``)."""
-    shown = local(at, name)
-    place, abbrev = name.rsplit("/", 1)[-1].replace("_", " "), shown.format("ZZZ")
-    offset = f"UTC{shown.format('ZZ')}"
+    shown = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(_tz(name))
+    offset = shown.utcoffset()
+    return _zone_label(name, shown.tzname() or "", int(offset.total_seconds()) if offset else 0)
+
+
+@functools.cache
+def _tz(name: str) -> ZoneInfo:
+    """The zone, kept (``ZoneInfo``'s own cache holds only a few strongly)."""
+    return ZoneInfo(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _zone_label(name: str, abbrev: str, offset_seconds: int) -> str:
+    """The label of a zone while it has this abbreviation and offset (they change only at
+    its transitions, so the label is cached on them: a page lists every zone)."""
+    minutes = int(offset_seconds / 60)
+    hours, mins = divmod(abs(minutes), 60)
+    offset = f"UTC{'+' if minutes >= 0 else '-'}{hours:02d}:{mins:02d}"
+    place = name.rsplit("/", 1)[-1].replace("_", " ")
     return f"{place} ({offset})" if abbrev[:1] in "+-" else f"{place} · {abbrev} ({offset})"
 
 
 def zone_choices(at: datetime, *also: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The zones to offer: (common ones plus ``also``, every other place), as (name, label)."""
+    first = list(dict.fromkeys([*also, *COMMON_ZONES]))
+    rest = [z for z in _place_zones() if z not in first]
+    return [(z, zone_label(z, at)) for z in first], [(z, zone_label(z, at)) for z in rest]
+
+
+@functools.cache
+def _place_zones() -> tuple[str, ...]:
+    """Every zone named after a place, sorted (read from the zone database once)."""
     from portal.services.phones import known_zones
 
-    first = list(dict.fromkeys([*also, *COMMON_ZONES]))
-    rest = sorted(z for z in known_zones() if z.startswith(_PLACE_AREAS) and z not in first)
-    return [(z, zone_label(z, at)) for z in first], [(z, zone_label(z, at)) for z in rest]
+    return tuple(sorted(z for z in known_zones() if z.startswith(_PLACE_AREAS)))
 
 
 def clock_label(hhmm: str, *, compact: bool = False) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import joinedload
 
 from portal.db import db, now_utc
 from portal.extensions import limiter
@@ -60,9 +61,19 @@ def error_context(path: str) -> dict[str, Any]:
     return views.page_context(row.slot, row.patient)
 
 
+#: What an offer page reads of an offer, loaded with it in one query.
+OFFER_GRAPH = (
+    joinedload(Offer.slot).options(
+        joinedload(Slot.location), joinedload(Slot.service), joinedload(Slot.practitioner)
+    ),
+    joinedload(Offer.patient),
+    joinedload(Offer.waitlist_entry),
+)
+
+
 def load_offer(token: str) -> Offer:
     claims = read_token(LinkPurpose.OFFER, token)
-    offer = db.session.get(Offer, claims.entity_id)
+    offer = db.session.get(Offer, claims.entity_id, options=OFFER_GRAPH)
     if offer is None or offer.patient_id != claims.patient_id:
         raise LinkError()
     return offer
@@ -135,6 +146,8 @@ def _render_taken(
     Alternatives are read after any rollback. An offer that ended while its slot is
     still open offers that slot too.
     """
+    # After a rollback everything is expired: read the offer and what it shows at once.
+    offer = db.session.get(Offer, offer.id, options=OFFER_GRAPH, populate_existing=True) or offer
     slot, patient = offer.slot, offer.patient
     state = offer_state(offer, now_utc())
     ended = state in ENDED_STATES

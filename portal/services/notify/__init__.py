@@ -11,6 +11,7 @@ crashed worker or a silent provider left behind (``sending``).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +21,23 @@ from sqlalchemy.dialects.postgresql import insert
 from portal.db import db, now_utc
 from portal.models import Notification, NotificationAttempt, Patient
 from portal.models.enums import AttemptStatus, NotificationStatus, Purpose
-from portal.services.notify.chain import plan_next
-from portal.services.notify.policy import CHAIN, cap_reason
+from portal.services.notify.chain import enqueue_send, plan_next
+from portal.services.notify.policy import CHAIN, cap_reasons
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHAIN", "attempts_for", "queue_notification"]
+__all__ = ["CHAIN", "Message", "attempts_for", "queue_notification", "queue_notifications"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification to queue: for whom, its dedupe key, what it is about."""
+
+    patient: Patient
+    dedupe_key: str
+    offer_id: int | None = None
+    appointment_id: int | None = None
+    context: dict[str, Any] | None = None
 
 
 def queue_notification(
@@ -40,38 +52,69 @@ def queue_notification(
 ) -> Notification | None:
     """Write a notification and its first attempt; None if this event was already queued.
 
-    A patient over a frequency cap for ``purpose`` (``policy.cap_reason``) gets no
+    A patient over a frequency cap for ``purpose`` (``policy.cap_reasons``) gets no
     message: the notification is kept, cancelled, with a skipped attempt saying why
     (never silently dropped).
     """
+    message = Message(patient, dedupe_key, offer_id, appointment_id, context)
+    queued = queue_notifications([message], purpose, now=now)
+    return queued[0] if queued else None
+
+
+def queue_notifications(
+    messages: list[Message], purpose: Purpose, *, now: datetime | None = None
+) -> list[Notification]:
+    """``queue_notification`` for many messages in a constant number of statements.
+
+    One query for the frequency caps, one ``INSERT … ON CONFLICT DO NOTHING RETURNING``
+    for the notifications, one read of them, one flush of their first attempts (sends
+    are enqueued after commit). Returns the notifications written, in id order; those
+    already queued (same dedupe key) are left out.
+    """
+    if not messages:
+        return []
     now = now or now_utc()
-    reason = cap_reason(patient, purpose, now)
-    capped = reason is not None
-    notification_id = db.session.scalar(
-        insert(Notification)
-        .values(
-            patient_id=patient.id,
-            purpose=purpose,
-            status=NotificationStatus.CANCELLED if capped else NotificationStatus.PENDING,
-            dedupe_key=dedupe_key,
-            offer_id=offer_id,
-            appointment_id=appointment_id,
-            context=context or {},
-            completed_at=now if capped else None,
-            created_at=now,
-            updated_at=now,
+    reasons = cap_reasons([m.patient for m in messages], purpose, now)
+    rows = []
+    for m in messages:
+        capped = reasons[m.patient.id] is not None
+        rows.append(
+            {
+                "patient_id": m.patient.id,
+                "purpose": purpose,
+                "status": NotificationStatus.CANCELLED if capped else NotificationStatus.PENDING,
+                "dedupe_key": m.dedupe_key,
+                "offer_id": m.offer_id,
+                "appointment_id": m.appointment_id,
+                "context": m.context or {},
+                "completed_at": now if capped else None,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
+    inserted = db.session.scalars(
+        insert(Notification)
+        .values(rows)
         .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
         .returning(Notification.id)
+    ).all()
+    if not inserted:
+        return []
+    notifications = list(
+        db.session.scalars(
+            sa.select(Notification).where(Notification.id.in_(inserted)).order_by(Notification.id)
+        )
     )
-    if notification_id is None:
-        return None
-    notification = db.session.get(Notification, notification_id)
-    if reason is not None:
+    to_send: list[NotificationAttempt] = []
+    for notification in notifications:
+        reason = reasons[notification.patient_id]
+        if reason is None:
+            plan_next(notification, None, now, fresh=True, batch=to_send)
+            continue
         db.session.add(
             NotificationAttempt(
-                notification_id=notification_id,
-                patient_id=patient.id,
+                notification_id=notification.id,
+                patient_id=notification.patient_id,
                 purpose=purpose,
                 channel=CHAIN[0],
                 status=AttemptStatus.SKIPPED,
@@ -80,11 +123,11 @@ def queue_notification(
                 failed_at=now,
             )
         )
-        db.session.flush()
-        log.info("notification %s not sent: %s", notification_id, reason)
-        return notification
-    plan_next(notification, None, now)
-    return notification
+        log.info("notification %s not sent: %s", notification.id, reason)
+    db.session.flush()  # every first attempt in one INSERT
+    for attempt in to_send:
+        enqueue_send(attempt, now)
+    return notifications
 
 
 def attempts_for(notification_id: int) -> list[NotificationAttempt]:

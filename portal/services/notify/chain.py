@@ -83,17 +83,31 @@ def reminder_still_relevant(notification: Notification, now: datetime) -> bool:
 
 
 def plan_next(
-    notification: Notification, after: Channel | None, now: datetime
+    notification: Notification,
+    after: Channel | None,
+    now: datetime,
+    *,
+    fresh: bool = False,
+    batch: list[NotificationAttempt] | None = None,
 ) -> NotificationAttempt | None:
-    """Add the attempt on the next channel able to carry the message (recording skips)."""
+    """Add the attempt on the next channel able to carry the message (recording skips).
+
+    ``fresh``: the notification was just written and has no attempts yet (no query).
+    ``batch``: add without flushing and append the attempt to be sent to ``batch``;
+    the caller flushes once and calls ``enqueue_send`` for each (many messages at once).
+    """
     if not still_relevant(notification, now):
         cancel_notification(notification, "no longer relevant", now)
         return None
     patient = notification.patient
-    taken = set(
-        db.session.scalars(
-            sa.select(NotificationAttempt.channel).where(
-                NotificationAttempt.notification_id == notification.id
+    taken: set[Channel] = (
+        set()
+        if fresh
+        else set(
+            db.session.scalars(
+                sa.select(NotificationAttempt.channel).where(
+                    NotificationAttempt.notification_id == notification.id
+                )
             )
         )
     )
@@ -104,7 +118,7 @@ def plan_next(
             return exhaust(notification, now)
         reason = unusable_reason(channel, patient)
         if reason is not None:
-            _add(notification, channel, now, skipped=reason)
+            _add(notification, channel, now, skipped=reason, batch=batch)
             if reason == INVALID_PHONE:
                 flags.flag_invalid_phone(
                     patient, "No valid phone number: texts and calls are skipped."
@@ -114,9 +128,11 @@ def plan_next(
             channel, notification.purpose, patient.timezone, now, region=patient_region(patient)
         )
         if quiet is not None and quiet.skip:
-            _add(notification, channel, now, skipped=QUIET_SKIP_REASON)
+            _add(notification, channel, now, skipped=QUIET_SKIP_REASON, batch=batch)
             continue
-        return _add(notification, channel, now, not_before=quiet.until if quiet else None)
+        return _add(
+            notification, channel, now, not_before=quiet.until if quiet else None, batch=batch
+        )
     return None
 
 
@@ -127,6 +143,7 @@ def _add(
     *,
     skipped: str | None = None,
     not_before: datetime | None = None,
+    batch: list[NotificationAttempt] | None = None,
 ) -> NotificationAttempt:
     attempt = NotificationAttempt(
         notification_id=notification.id,
@@ -139,10 +156,13 @@ def _add(
         not_before=not_before or now,
     )
     db.session.add(attempt)
-    db.session.flush()
     if skipped:
         log.info("notification %s: %s skipped (%s)", notification.id, channel.value, skipped)
-    else:
+    elif batch is not None:
+        batch.append(attempt)  # the caller flushes once, then enqueues
+        return attempt
+    db.session.flush()
+    if not skipped:
         enqueue_send(attempt, now)
     return attempt
 
