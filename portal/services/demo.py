@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: two clinics in different zones, two weeks of slots."""
+"""Demo data for ``make run``: two clinics in different zones, two weeks of slots ahead and
+six weeks of history behind (``demo_history``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from portal.models import (
     Service,
     Slot,
     StaffUser,
+    WaitlistEntry,
 )
 from portal.models.enums import (
     AppointmentSource,
@@ -31,6 +33,7 @@ from portal.models.enums import (
     StaffRole,
 )
 from portal.services.audit import SYSTEM
+from portal.services.demo_history import load_history
 from portal.services.matching import match_slot
 from portal.services.passwords import hash_password
 from portal.services.patients import create_patient
@@ -106,14 +109,19 @@ def is_empty() -> bool:
     return db.session.scalar(sa.select(sa.func.count()).select_from(Location)) == 0
 
 
-def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
-    """Create the demo practice (caller commits); returns counts of what was made."""
+def load_demo(today: date | None = None, seed: int = 7, *, history: bool = True) -> dict[str, int]:
+    """Create the demo practice (caller commits); returns counts of what was made.
+
+    ``history=False`` leaves out the six past weeks (``demo_history``): quicker, for tests
+    about the days ahead.
+    """
     rng = random.Random(seed)
     now = now_utc()
-    for email, name, role, password in DEMO_LOGINS:
-        db.session.add(
-            StaffUser(email=email, name=name, role=role, password_hash=hash_password(password))
-        )
+    logins = [
+        StaffUser(email=email, name=name, role=role, password_hash=hash_password(password))
+        for email, name, role, password in DEMO_LOGINS
+    ]
+    db.session.add_all(logins)
     locations = [Location(name=n, timezone=tz, phone=p, address=a) for n, tz, p, a in LOCATIONS]
     db.session.add_all(locations)
     practitioners = [Practitioner(name=n, location=locations[i]) for n, i in PRACTITIONERS]
@@ -192,6 +200,10 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
         entries += 1
     db.session.flush()
     past_offers = _offer_history(slots, now)
+    past: dict[str, int] = {}
+    if history:
+        waiting = list(db.session.scalars(sa.select(WaitlistEntry).order_by(WaitlistEntry.id)))
+        past = load_history(practitioners, services, waiting, logins[1], today or now.date(), now)
     return {
         "locations": len(locations),
         "practitioners": len(practitioners),
@@ -201,6 +213,7 @@ def load_demo(today: date | None = None, seed: int = 7) -> dict[str, int]:
         "booked": booked,
         "waitlist": entries,
         "past offers": past_offers,
+        **{f"history: {k}": v for k, v in past.items()},
     }
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("app")
 
 @pytest.fixture
 def loaded() -> dict[str, int]:
-    counts = demo.load_demo()
+    counts = demo.load_demo(history=False)  # the past: tests/oversight/test_demo_history.py
     db.session.commit()
     return counts
 
