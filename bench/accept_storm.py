@@ -28,7 +28,9 @@ import os
 import re
 import secrets
 import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -102,6 +104,64 @@ class Burst:
 
 
 @dataclass
+class LockSample:
+    """``pg_stat_activity`` sampled during a burst: backends waiting on a lock, and busy."""
+
+    samples: int = 0
+    interval: float = 0.0
+    waiting: list[int] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)
+
+    @property
+    def lock_wait_seconds(self) -> float:
+        """Backend-seconds spent waiting on locks (waiters summed over the samples)."""
+        return sum(self.waiting) * self.interval
+
+    def describe(self) -> str:
+        if not self.samples:
+            return "no samples"
+        return (
+            f"lock waiters max {max(self.waiting)} (sampled every {self.interval * 1000:.0f} ms, "
+            f"{self.samples} samples, ~{self.lock_wait_seconds:.2f} backend-s waiting on locks); "
+            f"active backends max {max(self.active)}"
+        )
+
+
+class LockSampler:
+    """Sample ``pg_stat_activity`` of one database on a thread until stopped."""
+
+    def __init__(self, database_url: str, interval: float = 0.01) -> None:
+        self.engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+        self.result = LockSample(interval=interval)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        query = sa.text(
+            "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'),"
+            " count(*) FILTER (WHERE state = 'active')"
+            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        with self.engine.connect() as conn:
+            while not self._stop.is_set():
+                waiting, active = conn.execute(query).one()
+                conn.commit()
+                self.result.samples += 1
+                self.result.waiting.append(int(waiting))
+                self.result.active.append(int(active))
+                self._stop.wait(self.result.interval)
+
+    def __enter__(self) -> LockSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+
+@dataclass
 class RoundResult:
     number: int
     setup: float
@@ -111,6 +171,7 @@ class RoundResult:
     invariant: list[str]  # what is wrong; empty when the invariant holds
     livez: Burst
     healthz: Burst
+    locks: LockSample = field(default_factory=lambda: LockSample())
 
     @property
     def accept_to_livez(self) -> float:
@@ -246,18 +307,23 @@ def check_invariant(slot_id: int, offer_ids: list[int], winner_locations: int) -
     return problems
 
 
-def run_round(number: int, base_url: str, patients: int, probe_requests: int) -> RoundResult:
-    """Build, storm, check, then probe the bare and health endpoints."""
+def run_round(
+    number: int, base_url: str, patients: int, probe_requests: int, database_url: str
+) -> RoundResult:
+    """Build, storm (sampling lock waits), check, then probe the bare and health endpoints."""
     began = time.perf_counter()
     scene = f.broadcast_scene(patients, CATEGORY)
     slot_id, offer_ids, tokens = scene.slot.id, [o.id for o in scene.offers], scene.tokens
     setup = time.perf_counter() - began
-    prefetch, burst, locations = accept_storm(base_url, tokens)
+    with LockSampler(database_url) as sampler:
+        prefetch, burst, locations = accept_storm(base_url, tokens)
     winners = sum(1 for loc in locations if loc.startswith("/a/"))
     problems = check_invariant(slot_id, offer_ids, winners)
     livez = probe(f"{base_url}/livez", patients, probe_requests)
     healthz = probe(f"{base_url}/healthz", patients, probe_requests)
-    return RoundResult(number, setup, prefetch, burst, winners, problems, livez, healthz)
+    return RoundResult(
+        number, setup, prefetch, burst, winners, problems, livez, healthz, sampler.result
+    )
 
 
 # ---------------------------------------------------------------------- printing
@@ -274,6 +340,7 @@ def print_round(r: RoundResult, rounds: int) -> None:
         f"p50={a.pct(50):.0f}ms p99={a.pct(99):.0f}ms "
         f"burst {a.wall:.2f} s = {a.throughput:.0f}/s  invariant {verdict}"
     )
+    print(f"  during the prefetch and the storm: {r.locks.describe()}")
     for name, b in (("livez", r.livez), ("healthz", r.healthz)):
         print(
             f"  GET /{name:<7} x{b.count}: {b.classes()} p50={b.pct(50):.0f}ms "
@@ -283,6 +350,72 @@ def print_round(r: RoundResult, rounds: int) -> None:
         f"  ratio accept:livez = {r.accept_to_livez:.3f}   healthz:livez = {r.healthz_to_livez:.3f}",
         flush=True,
     )
+
+
+def pooled(results: list[RoundResult]) -> Burst:
+    """Every accept of every round in one burst (the reference pools its rounds so)."""
+    out = Burst()
+    for r in results:
+        out.statuses.update(r.accept.statuses)
+        out.latencies.extend(r.accept.latencies)
+    return out
+
+
+_REF_LINE = re.compile(r"p50 ([\d.]+) ms p99 ([\d.]+) ms")
+
+
+def reference_dir() -> Path | None:
+    """Where the shared reference lives (``BENCH_REF_DIR``, or ``shared/bench-ref`` above)."""
+    candidates = [os.environ.get("BENCH_REF_DIR", "")]
+    candidates += [str(up / "shared" / "bench-ref") for up in PROJECT_ROOT.parents]
+    return next(
+        (Path(c) for c in candidates if c and (Path(c) / "run-reference.sh").exists()), None
+    )
+
+
+def run_reference(patients: int, rounds: int) -> tuple[str, float, float] | None:
+    """Run the reference storm (bare Flask + one conditional UPDATE under gunicorn) now:
+    (its line, p50 ms, p99 ms), or None if it is not there or failed."""
+    where = reference_dir()
+    if where is None:
+        print("reference: not found (set BENCH_REF_DIR); no ratio printed", flush=True)
+        return None
+    with socket.socket() as probe_sock:
+        probe_sock.bind(("127.0.0.1", 0))
+        port = probe_sock.getsockname()[1]
+    env = dict(os.environ, N=str(patients), ROUNDS=str(rounds), REF_PORT=str(port))
+    done = subprocess.run(
+        ["bash", str(where / "run-reference.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("reference storm")), "")
+    found = _REF_LINE.search(line)
+    if not found:
+        print(f"reference: failed ({done.returncode}): {done.stderr[-500:]}", flush=True)
+        return None
+    print(line, flush=True)
+    return line, float(found.group(1)), float(found.group(2))
+
+
+def print_ratio(results: list[RoundResult], reference: tuple[str, float, float] | None) -> None:
+    """The portal's pooled accept percentiles beside the reference's, and their ratios."""
+    every = pooled(results)
+    exact = sum(1 for r in results if r.winners == 1 and not r.invariant)
+    print(
+        f"\nportal storm: {exact}/{len(results)} rounds exactly one winner of "
+        f"{results[0].accept.count}; p50 {every.pct(50):.1f} ms p99 {every.pct(99):.1f} ms "
+        f"max {max(every.latencies) * 1000:.1f} ms; 5xx={every.statuses['5xx']}"
+    )
+    if reference is not None:
+        _, p50, p99 = reference
+        print(
+            f"ratio portal:reference (same run)  p50 {every.pct(50) / p50:.2f}x  "
+            f"p99 {every.pct(99) / p99:.2f}x   (target p99 <= 3x; aim 1.5x)"
+        )
 
 
 def print_summary(results: list[RoundResult], patients: int) -> None:
@@ -368,10 +501,11 @@ def _flush(redis_url: str) -> None:
         client.close()
 
 
-def run(args: argparse.Namespace) -> list[RoundResult]:
-    """Start the engines, the database and gunicorn; run the rounds; tear it all down."""
+def run(args: argparse.Namespace) -> tuple[list[RoundResult], tuple[str, float, float] | None]:
+    """Run the reference; start the engines, the database and gunicorn; run the rounds."""
     secret = secrets.token_urlsafe(48)
     results: list[RoundResult] = []
+    reference = run_reference(args.patients, args.rounds) if args.reference else None
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accept-storm-")))
         server_url, test_redis = stack.enter_context(test_engines(tmp / "engines"))
@@ -389,22 +523,25 @@ def run(args: argparse.Namespace) -> list[RoundResult]:
                 workers=args.workers,
                 threads=args.threads,
                 log_path=log,
+                worker_class=args.worker_class,
             )
         )
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(
             f"accept storm: {args.patients} patients x {args.rounds} rounds; gunicorn "
-            f"{args.workers} workers x {args.threads} threads at {base_url}; "
+            f"{args.worker_class} {args.workers} workers x {args.threads} threads at {base_url}; "
             f"{os.cpu_count()} CPUs, load {load}",
             flush=True,
         )
         probe(f"{base_url}/livez", args.patients, args.patients)  # warm-up
         for number in range(1, args.rounds + 1):
-            results.append(run_round(number, base_url, args.patients, args.probe_requests))
+            results.append(
+                run_round(number, base_url, args.patients, args.probe_requests, database_url)
+            )
             print_round(results[-1], args.rounds)
         if any(r.accept.statuses["5xx"] for r in results):
             print("\n--- gunicorn log (tail) ---\n" + log_tail(log), file=sys.stderr)
-    return results
+    return results, reference
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,6 +554,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-requests", type=int, default=2000, help="GETs per probe")
     parser.add_argument("--redis-db", type=int, default=15, help="Redis db for the bench's jobs")
     parser.add_argument("--keep-db", action="store_true", help=f"keep the {DATABASE} database")
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the reference storm (../shared/bench-ref) run first for the ratio",
+    )
+    parser.add_argument(
+        "--worker-class", default="gthread", help="gunicorn worker class (gthread, sync, gevent)"
+    )
     args = parser.parse_args(argv)
     if not 2 <= args.patients <= 1000 or not 1 <= args.rounds <= 50:
         parser.error("--patients must be 2..1000 and --rounds 1..50")
@@ -425,8 +571,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    results = run(args)
+    results, reference = run(args)
     print_summary(results, args.patients)
+    print_ratio(results, reference)
     failed = any(r.invariant or r.accept.statuses["5xx"] for r in results)
     return 1 if failed else 0
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import arrow
+from markupsafe import Markup
 
 from portal.clock import now_utc
 from portal.services.phones import display_phone
@@ -224,9 +225,35 @@ def _zone_label(name: str, abbrev: str, offset_seconds: int) -> str:
 
 def zone_choices(at: datetime, *also: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The zones to offer: (common ones plus ``also``, every other place), as (name, label)."""
-    first = list(dict.fromkeys([*also, *COMMON_ZONES]))
-    rest = [z for z in _place_zones() if z not in first]
-    return [(z, zone_label(z, at)) for z in first], [(z, zone_label(z, at)) for z in rest]
+    first = tuple(dict.fromkeys([*also, *COMMON_ZONES]))
+    return [(z, zone_label(z, at)) for z in first], list(_other_zones(_quarter(at), first))
+
+
+def zone_options_html(at: datetime, *also: str) -> Markup:
+    """``<option>``s for every zone ``zone_choices`` lists second (hundreds: built once a
+    quarter hour, not per page)."""
+    return _other_zones_html(_quarter(at), tuple(dict.fromkeys([*also, *COMMON_ZONES])))
+
+
+def _quarter(at: datetime) -> datetime:
+    """The quarter hour ``at`` falls in. Zones change abbreviation or offset only on
+    quarter hours of UTC (their transitions are on whole local hours or half hours, and
+    offsets are whole quarter hours), so a label read at its start holds all through it."""
+    utc = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+
+
+@functools.lru_cache(maxsize=64)
+def _other_zones(quarter: datetime, first: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((z, zone_label(z, quarter)) for z in _place_zones() if z not in first)
+
+
+@functools.lru_cache(maxsize=64)
+def _other_zones_html(quarter: datetime, first: tuple[str, ...]) -> Markup:
+    return Markup("").join(
+        Markup('<option value="{}">{}</option>').format(name, label)
+        for name, label in _other_zones(quarter, first)
+    )
 
 
 @functools.cache

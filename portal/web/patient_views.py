@@ -24,7 +24,14 @@ from portal.services.cancellation import fee_charge
 from portal.services.holds import payment_required
 from portal.services.links import appointment_token
 from portal.services.phones import display_phone
-from portal.services.presentation import SlotView, slot_view, when, zone_choices, zone_label
+from portal.services.presentation import (
+    SlotView,
+    slot_view,
+    when,
+    zone_choices,
+    zone_label,
+    zone_options_html,
+)
 from portal.services.reminders import reminders_for
 from portal.services.waitlist import still_waitlisted
 
@@ -136,12 +143,12 @@ def page_context(slot: Slot | None = None, patient: Patient | None = None) -> di
 def zone_picker(patient: Patient, slot: Slot) -> dict[str, Any]:
     """What "Not your time zone?" shows: the zone in use and the zones to pick from."""
     now = now_utc()
-    common, others = zone_choices(now, patient.timezone, slot.location.timezone)
+    common, _ = zone_choices(now, patient.timezone, slot.location.timezone)
     return {
         "zone_now": zone_label(patient.timezone, now),
         "zone_current": patient.timezone,
         "zone_common": common,
-        "zone_others": others,
+        "zone_others_html": zone_options_html(now, patient.timezone, slot.location.timezone),
     }
 
 

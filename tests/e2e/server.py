@@ -86,6 +86,7 @@ def gunicorn_server(
     threads: int = 4,
     log_path: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    worker_class: str = "gthread",
 ) -> Iterator[str]:
     """Serve ``wsgi:app`` with gunicorn on 127.0.0.1; yield its base URL, stop it on exit.
 
@@ -120,7 +121,7 @@ def gunicorn_server(
             "--workers",
             str(workers),
             "--worker-class",
-            "gthread",
+            worker_class,
             "--threads",
             str(threads),
             "--timeout",
