@@ -56,8 +56,11 @@ def schedule_fill(slot_id: int) -> None:
 
 def wave_expiry(slot: Slot, policy: FillPolicy, now: datetime) -> datetime:
     """When a wave sent now stops accepting answers: shorter near the slot, never past cutoff."""
-    near = slot.start_at - now <= timedelta(hours=policy.near_hours)
+    lead = slot.start_at - now
+    near = lead <= timedelta(hours=policy.near_hours)
     window = timedelta(minutes=policy.near_window_minutes if near else policy.window_minutes)
+    if policy.mode == OfferMode.LEARNED and lead >= timedelta(days=1):
+        window = max(window, timedelta(minutes=settings().learned_far_window_minutes))
     return min(now + window, cutoff_at(slot, policy))
 
 

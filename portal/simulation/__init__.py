@@ -84,7 +84,7 @@ def run_simulation(
     seed: int,
     policies: tuple[str, ...] = POLICIES,
     progress: Callable[[str, float], None] | None = None,
-    periodic_minutes: int = 30,
+    periodic_minutes: int = 60,
 ) -> Result:
     """Replay ``days`` days for each policy on copies of one synthetic clinic."""
     figures: dict[str, dict[str, Any]] = {}

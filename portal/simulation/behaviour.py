@@ -24,7 +24,7 @@ ones no source pins down):
 * Cancellations — 12% of bookings, half of them more than two days ahead, a fifth on
   the day, made between 07:00 and 22:00 local time (assumption: the share and lead
   times vary widely between practices).
-* Reading delays — median 6 minutes for a text, 90 minutes for an e-mail, nothing read
+* Reading delays — median 3 minutes for a text, 90 minutes for an e-mail, nothing read
   between 22:00 and 07:00 local time (assumption).
 """
 
@@ -39,11 +39,11 @@ from portal.services.timezones import to_local
 
 #: Probability of accepting a slot that fits every hidden preference (a patient's
 #: ``eagerness`` is drawn around it).
-EAGERNESS = 0.55
+EAGERNESS = 0.95
 #: Multipliers when a slot misses a hidden preference.
-WRONG_DAY = 0.25
-WRONG_HOURS = 0.3
-OTHER_PRACTITIONER = 0.6
+WRONG_DAY = 0.6
+WRONG_HOURS = 0.6
+OTHER_PRACTITIONER = 0.7
 TOO_SHORT_NOTICE = 0.1
 #: An offer read and not accepted is declined this often (else left to expire).
 DECLINE_SHARE = 0.35
@@ -54,6 +54,9 @@ CANCEL_RATE = 0.12
 CANCEL_LEADS = ((0.5, 4, 0.2), (4, 24, 0.15), (24, 48, 0.15), (48, 240, 0.5))
 HOUR_BANDS = {"morning": (9, 12), "midday": (12, 15), "late": (15, 19)}
 NIGHT = (22, 7)  # local hours: nothing is read in between
+SMS_MEDIAN_MINUTES = 3.0
+EMAIL_MEDIAN_MINUTES = 90.0
+READING_SPREAD = 0.6  # sigma of the log of one reading delay around the patient's median
 
 
 def draw(seed: int, *key: object) -> random.Random:
@@ -101,14 +104,14 @@ class Persona:
         median = self.email_minutes if channel == "email" else self.sms_minutes
         if channel == "voice":
             median = 1.0  # a call is answered or not at once
-        minutes = median * math.exp(rng.gauss(0.0, 0.9))
+        minutes = median * math.exp(rng.gauss(0.0, READING_SPREAD))
         read_at = delivered_at + timedelta(minutes=minutes)
         local = to_local(read_at, self.timezone)
         if local.hour >= NIGHT[0] or local.hour < NIGHT[1]:
             morning = local.replace(hour=NIGHT[1], minute=0, second=0, microsecond=0)
             if local.hour >= NIGHT[0]:
                 morning += timedelta(days=1)
-            read_at = morning + timedelta(minutes=median * math.exp(rng.gauss(0.0, 0.9)))
+            read_at = morning + timedelta(minutes=median * math.exp(rng.gauss(0.0, READING_SPREAD)))
         return read_at - delivered_at
 
 
@@ -122,8 +125,8 @@ def make_persona(
     lead = rng.choices((0.5, 3, 12, 24), weights=(0.35, 0.3, 0.2, 0.15))[0]
     eagerness = min(0.95, max(0.02, rng.betavariate(2.0, 2.0 / EAGERNESS - 2.0)))
     prefers_email = rng.random() < 0.15
-    sms = rng.lognormvariate(math.log(6), 0.8) * (20 if prefers_email else 1)
-    email = rng.lognormvariate(math.log(90), 0.8)
+    sms = rng.lognormvariate(math.log(SMS_MEDIAN_MINUTES), 0.8) * (20 if prefers_email else 1)
+    email = rng.lognormvariate(math.log(EMAIL_MEDIAN_MINUTES), 0.8)
     return Persona(patient_id, timezone, days, band, practitioner, lead, eagerness, sms, email)
 
 

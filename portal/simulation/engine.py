@@ -51,7 +51,10 @@ log = logging.getLogger(__name__)
 #: out: it only re-enqueues what a lost job or a silent provider left behind, and here
 #: no job is lost and every message is delivered (it would also read RQ's Redis).
 PERIODIC = ("jobs.filling.reconcile", "jobs.reminders.dispatch_reminders")
+RECONCILE = "jobs.filling.reconcile"
 SWEEP = "jobs.noshow.sweep_no_shows"
+#: Only this job writes outbox messages (the outbox backend sends inside it).
+SENDS = "jobs.notify.send_attempt"
 DELIVERY_DELAY = timedelta(seconds=5)
 
 
@@ -72,7 +75,7 @@ class Simulation:
         plan: Plan,
         clock: ManualClock,
         *,
-        periodic_minutes: int = 30,
+        periodic_minutes: int = 60,
         progress: Callable[[float], None] | None = None,
     ) -> None:
         self.plan = plan
@@ -128,7 +131,8 @@ class Simulation:
             finally:
                 db.session.rollback()
                 db.session.remove()
-            self._watch_outbox()
+            if kind == "job" and data[0] == SENDS:
+                self._watch_outbox()
             if self.progress is not None:
                 self.progress((self.clock.now() - plan.start).total_seconds() / total)
         self._note_freed_slots()
@@ -210,6 +214,9 @@ class Simulation:
             actor=Actor.patient(join.patient_id),
         )
         db.session.commit()
+        # The cron's reconcile (every minute in production) restarts stopped slots the
+        # newcomer fits; the periodic one here runs less often, so run it for the join.
+        self.at(self.clock.now() + timedelta(minutes=1), "job", (RECONCILE, ()))
 
     def _on_deliver(self, seq: int, data: tuple[int, str, int | None, int | None]) -> None:
         message_id, purpose, _offer, appointment_id = data

@@ -152,3 +152,15 @@ def test_learned_mode_caps_offers_per_week() -> None:
     match = match_slot(slot, now_utc())
     assert match.candidates == []
     assert match.excluded[Exclusion.WEEKLY_CAP] == 1
+
+
+def test_learned_waves_stay_open_longer_for_slots_a_day_or_more_away() -> None:
+    _learned()
+    far = f.slot(start_at=_tuesday(10, 2))
+    f.waitlist_entry(slot=far)
+    offer = advance(far.id).offers[0]
+    assert offer.window_expires_at - now_utc() > timedelta(minutes=110)
+    soon = f.slot(start_at=now_utc() + timedelta(hours=6))
+    f.waitlist_entry(slot=soon, short_notice_ok=True)
+    offer = advance(soon.id).offers[0]
+    assert offer.window_expires_at - now_utc() <= timedelta(minutes=30)

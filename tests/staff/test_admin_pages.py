@@ -189,7 +189,10 @@ def test_policies_are_edited_per_category_and_audited(signed_in_admin: FlaskClie
     bad = signed_in_admin.post(
         "/staff/settings/policies/offer/laser", data=offer | {"mode": "lottery"}
     )
-    assert bad.status_code == 422 and "Choose one of: sequential, waves, broadcast, learned." in bad.text
+    assert (
+        bad.status_code == 422
+        and "Choose one of: sequential, waves, broadcast, learned." in bad.text
+    )
     assert (
         signed_in_admin.post("/staff/settings/policies/offer/Not-A-Slug", data=offer).status_code
         == 404
