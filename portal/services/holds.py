@@ -191,7 +191,7 @@ def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | N
     )
     if slot is None:
         return False
-    _close_hold(offer_id, now, status=OfferStatus.EXPIRED)
+    _close_hold(offer_id, actor, now, status=OfferStatus.EXPIRED)
     record(actor, Action.SLOT_HOLD_LAPSED, slot, after={"offer": offer_id})
     schedule_fill(slot_id)
     return True
@@ -201,14 +201,14 @@ def end_hold(slot: Slot, actor: Actor, now: datetime, *, why: str) -> None:
     """End a live hold early (the caller holds the slot's row lock and reopens it)."""
     offer_id = slot.hold_offer_id
     if offer_id is not None:
-        _close_hold(offer_id, now, status=OfferStatus.WITHDRAWN, reason=why)
+        _close_hold(offer_id, actor, now, status=OfferStatus.WITHDRAWN, reason=why)
     record(actor, Action.SLOT_HOLD_ENDED, slot, after={"offer": offer_id, "why": why})
 
 
 def _close_hold(
-    offer_id: int, now: datetime, *, status: OfferStatus, reason: str | None = None
+    offer_id: int, actor: Actor, now: datetime, *, status: OfferStatus, reason: str | None = None
 ) -> None:
-    """The hold's owed charge fails and its offer ends with ``status``."""
+    """The hold's owed charge fails and its offer ends with ``status`` (audited)."""
     charge = ledger.hold_charge(offer_id)
     if charge is not None:
         ledger.append(
@@ -220,8 +220,13 @@ def _close_hold(
             note=f"hold {reason or status.value} unpaid",
             now=now,
         )
-    db.session.execute(
+    closed = db.session.scalar(
         sa.update(Offer)
         .where(Offer.id == offer_id, Offer.status == OfferStatus.PENDING)
         .values(status=status, withdrawn_reason=reason, updated_at=now)
+        .returning(Offer.id)
     )
+    if closed is not None:
+        action = Action.OFFER_EXPIRED if status == OfferStatus.EXPIRED else Action.OFFER_WITHDRAWN
+        offer = db.session.get(Offer, offer_id, populate_existing=True)
+        record(actor, action, offer, after={"reason": reason or "hold lapsed unpaid"})

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Appointment, Notification, Offer, Slot, WaitlistEntry
+from portal.models import Appointment, AuditEvent, Notification, Offer, Slot, WaitlistEntry
 from portal.models.enums import (
     AppointmentSource,
     ChargeStatus,
@@ -209,3 +209,33 @@ def test_alternatives_exclude_taken_other_services_and_far_slots() -> None:
         practitioner=original.practitioner,
     )
     assert find_alternatives(f.patient(), original) == []
+
+
+def _offer_audit(offer_id: int) -> list[tuple[str, dict | None]]:
+    return [
+        (e.action, e.after)
+        for e in db.session.scalars(
+            sa.select(AuditEvent)
+            .where(AuditEvent.entity_type == "offer", AuditEvent.entity_id == offer_id)
+            .order_by(AuditEvent.id)
+        )
+    ]
+
+
+def test_a_hold_ended_by_a_release_or_lapsing_audits_its_offer() -> None:
+    """Found by the soak: the held offer changed state with no audit event."""
+    released_slot, lapsed_slot = f.slot(), f.slot()
+    offers = []
+    for slot in (released_slot, lapsed_slot):
+        patient = f.patient(deposit_required=True)
+        f.waitlist_entry(patient=patient, slot=slot)
+        (offer,) = advance(slot.id).offers
+        assert responses.accept_offer(offer.id, actor=Actor.patient(patient.id)).held
+        offers.append(offer.id)
+    db.session.commit()
+    release_slot(released_slot.id, SYSTEM)
+    later = now_utc() + timedelta(seconds=91)
+    assert holds.release_hold(lapsed_slot.id, offers[1], actor=SYSTEM, now=later)
+    db.session.commit()
+    assert _offer_audit(offers[0])[-1] == ("offer.withdrawn", {"reason": "released"})
+    assert _offer_audit(offers[1])[-1] == ("offer.expired", {"reason": "hold lapsed unpaid"})
