@@ -114,7 +114,10 @@ def schedule(name: str, *args: Any, at: datetime | None = None, job_id: str | No
     spec = JOBS[name]
     if job_id is None and spec.job_id is not None:
         job_id = spec.job_id(*args)
-    pending: list[dict[str, Any]] = db.session.info.setdefault(_PENDING, [])
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so a rollback before any SQL still drops what was scheduled
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
     pending.append(
         {
             "spec": spec,
@@ -170,6 +173,10 @@ def _enqueue(spec: JobSpec, args: tuple[Any, ...], at: datetime | None, job_id: 
 
 def _enqueue_batch(app: Any, queue_name: str, items: list[dict[str, Any]]) -> None:
     """Enqueue many immediate jobs of one queue in one Redis pipeline (one round trip)."""
+    if _sink is not None:  # diverted (the simulation): each job to the sink, none to Redis
+        for item in items:
+            _sink(item["spec"], item["args"], None, item["job_id"])
+        return
     with app.app_context():
         try:
             queue = get_queue(queue_name)

@@ -1,0 +1,61 @@
+"""Jobs scheduled by name reach Redis after commit, or a diverting sink instead."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from portal.db import db, now_utc
+from portal.queue import JOBS, divert_jobs, get_queue, schedule
+
+pytestmark = pytest.mark.usefixtures("app")
+
+
+def _queued(name: str) -> list[str]:
+    queue = get_queue(name)
+    return list(queue.job_ids) + list(queue.scheduled_job_registry.get_job_ids())
+
+
+def test_a_diverted_block_hands_every_job_to_the_sink_and_none_to_redis() -> None:
+    received: list[tuple[str, tuple[Any, ...], bool]] = []
+    before = _queued("filling")
+    later = now_utc() + timedelta(minutes=5)
+    with divert_jobs(lambda spec, args, at, job_id: received.append((spec.path, args, bool(at)))):
+        # several immediate jobs of one queue go out together (the batched path) ...
+        schedule("fill_slot", 101)
+        schedule("fill_slot", 102)
+        schedule("expire_wave", 103, 1)
+        # ... a deferred one alone
+        schedule("expire_hold", 104, 7, at=later)
+        db.session.commit()
+    assert sorted(received) == sorted(
+        [
+            (JOBS["fill_slot"].path, (101,), False),
+            (JOBS["fill_slot"].path, (102,), False),
+            (JOBS["expire_wave"].path, (103, 1), False),
+            (JOBS["expire_hold"].path, (104, 7), True),
+        ]
+    )
+    assert _queued("filling") == before
+
+
+def test_immediate_jobs_of_one_queue_reach_redis_together_after_commit() -> None:
+    queue = get_queue("filling")
+    queue.empty()
+    schedule("fill_slot", 201)
+    schedule("fill_slot", 202)
+    assert queue.count == 0  # nothing before the commit
+    db.session.commit()
+    assert sorted(tuple(job.args) for job in queue.jobs) == [(201,), (202,)]
+    queue.empty()
+
+
+def test_a_rolled_back_transaction_schedules_nothing() -> None:
+    queue = get_queue("filling")
+    queue.empty()
+    schedule("fill_slot", 301)
+    db.session.rollback()
+    db.session.commit()
+    assert queue.count == 0
