@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import psycopg
 import pytest
@@ -18,10 +19,15 @@ from portal.simulation.figures import KEYS
 from portal.simulation.scratch import PREFIX, LiveDatabaseRefused, refuse_live
 
 
+def _own_pattern() -> str:
+    """LIKE pattern of this process's scratch databases (others may run meanwhile)."""
+    return f"{PREFIX}{os.getpid()}".replace("_", r"\_") + r"\_%"
+
+
 def _scratch_databases(url: str) -> list[str]:
     with psycopg.connect(**_psycopg_kwargs(url, "postgres"), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (_own_pattern(),)
         ).fetchall()
     return [name for (name,) in rows]
 
