@@ -83,6 +83,7 @@ def _config(**kw: object) -> dict[str, object]:
         "show_y_guides": True,
         "print_values": False,
         "truncate_label": -1,
+        "truncate_legend": -1,
         **kw,
     }
 
