@@ -373,7 +373,7 @@ def figures(date_from: date, date_to: date, location_id: int | None = None) -> F
 
 
 _CHANNEL_ORDER = {"sms": 0, "email": 1, "voice": 2, "manual": 3, "none": 4}
-_MODE_ORDER = {"sequential": 0, "waves": 1, "broadcast": 2, "manual": 3}
+_MODE_ORDER = {"sequential": 0, "waves": 1, "broadcast": 2, "learned": 3, "manual": 4}
 
 
 def _utc_midnight(day: date) -> datetime:

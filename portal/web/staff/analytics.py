@@ -32,6 +32,7 @@ MODES = {
     "sequential": "One at a time",
     "waves": "Waves",
     "broadcast": "Broadcast",
+    "learned": "Learned waves",
     "manual": "Offered by staff",
 }
 SOURCES = {
