@@ -382,7 +382,19 @@ def report(app, runs: int) -> None:
         "lo": analytics._utc_midnight(start) - analytics._MARGIN,
         "hi": analytics._utc_midnight(today + timedelta(days=1)) + analytics._MARGIN,
         "loc": None,
+        "now": now_utc(),
     }
+    print("\neach analytics query, last 28 days, all locations:")
+    for name in (
+        "_RELEASES",
+        "_OFFERS",
+        "_MESSAGES",
+        "_ATTENDANCE_BY_WEEK",
+        "_FEES",
+    ):
+        sql = sa.text(getattr(analytics, name))
+        med, worst = timed(lambda q=sql: db.session.execute(q, params).all(), runs)
+        print(f"  {name:<62} {med:8.1f} / {worst:8.1f}")
     for name in ("_RELEASES", "_OFFERS"):
         print(f"\nplan of analytics.{name} (last 28 days):")
         print(explain(getattr(analytics, name), params))

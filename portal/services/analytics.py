@@ -11,7 +11,9 @@ Definitions (docs/interface.md repeats them for readers of the API):
 
 - a *release* is a slot's latest opening (``slot.opened_at``: created open, cancelled,
   freed by a no-show, released); it is *filled* by the first appointment booked on the
-  slot at or after that opening, and *how* is that appointment's ``source``;
+  slot at or after that opening, and *how* is that appointment's ``source``; the *fill
+  rate* is filled ÷ settled releases — a release not filled whose slot is still ahead is
+  *still open* (it may yet fill) and left out;
 - *time to fill* runs from the opening to that booking; *offers per filled slot* counts
   the offers made for the slot between the two;
 - *acceptance* = accepted ÷ answered-or-lapsed offers (accepted + declined + expired;
@@ -63,122 +65,121 @@ def _where(col: str, tz: str, location: str) -> str:
     return _IN_RANGE.format(col=col, tz=tz) + " AND " + _AT.format(col=location)
 
 
+#: Releases and their fills, per local week and in total (the ROLLUP row).
 _RELEASES = f"""
 WITH rel AS (
-    SELECT s.id, s.opened_at, l.timezone AS tz, v.price_cents,
+    SELECT s.id, s.opened_at, s.start_at, v.price_cents,
            date_trunc('week', (s.opened_at AT TIME ZONE l.timezone)::date)::date AS week
     FROM slot s
     JOIN location l ON l.id = s.location_id
     JOIN service v ON v.id = s.service_id
     WHERE {_where("s.opened_at", "l.timezone", "s.location_id")}
 ), fill AS (
-    SELECT DISTINCT ON (r.id) r.id, r.opened_at, r.week, r.price_cents, a.source, a.booked_at
+    SELECT DISTINCT ON (r.id) r.id, a.source, a.booked_at
     FROM rel r
     JOIN appointment a ON a.slot_id = r.id AND a.booked_at >= r.opened_at
     ORDER BY r.id, a.booked_at, a.id
-), offers AS (
-    SELECT count(o.id) AS n
-    FROM fill f JOIN offer o ON o.slot_id = f.id
-     AND o.created_at >= f.opened_at AND o.created_at <= f.booked_at
+), asked AS (
+    SELECT f.id, count(*) AS n
+    FROM fill f
+    JOIN rel r ON r.id = f.id
+    JOIN offer o ON o.slot_id = f.id AND o.created_at >= r.opened_at AND o.created_at <= f.booked_at
+    GROUP BY f.id
 )
 SELECT
-    (SELECT count(*) FROM rel) AS released,
-    count(*) AS filled,
-    count(*) FILTER (WHERE source = 'waitlist') AS by_waitlist,
-    count(*) FILTER (WHERE source = 'alternative') AS by_alternative,
-    count(*) FILTER (WHERE source = 'staff') AS by_staff,
-    count(*) FILTER (WHERE source = 'api') AS by_api,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM booked_at - opened_at))
+    GROUPING(r.week) AS is_total, r.week,
+    count(*) AS released,
+    count(f.id) AS filled,
+    count(*) FILTER (WHERE f.id IS NULL AND r.start_at > :now) AS still_open,
+    count(*) FILTER (WHERE f.source = 'waitlist') AS by_waitlist,
+    count(*) FILTER (WHERE f.source = 'alternative') AS by_alternative,
+    count(*) FILTER (WHERE f.source = 'staff') AS by_staff,
+    count(*) FILTER (WHERE f.source = 'api') AS by_api,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.booked_at - r.opened_at))
         AS median_seconds,
-    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM booked_at - opened_at))
+    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM f.booked_at - r.opened_at))
         AS p90_seconds,
-    (SELECT n FROM offers) AS offers_to_fill,
-    coalesce(sum(price_cents), 0) AS revenue_cents
-FROM fill
+    coalesce(sum(asked.n), 0)::bigint AS offers_to_fill,
+    coalesce(sum(r.price_cents) FILTER (WHERE f.id IS NOT NULL), 0)::bigint AS revenue_cents
+FROM rel r
+LEFT JOIN fill f ON f.id = r.id
+LEFT JOIN asked ON asked.id = r.id
+GROUP BY ROLLUP (r.week)
+ORDER BY is_total, r.week
 """  # noqa: S608 (fragments are constants; values are bound parameters)
 
-_RELEASES_BY_WEEK = f"""
-WITH rel AS (
-    SELECT s.id, s.opened_at,
-           date_trunc('week', (s.opened_at AT TIME ZONE l.timezone)::date)::date AS week
-    FROM slot s JOIN location l ON l.id = s.location_id
-    WHERE {_where("s.opened_at", "l.timezone", "s.location_id")}
-)
-SELECT r.week, count(*) AS released,
-       count(*) FILTER (WHERE EXISTS (
-           SELECT 1 FROM appointment a WHERE a.slot_id = r.id AND a.booked_at >= r.opened_at
-       )) AS filled
-FROM rel r GROUP BY r.week ORDER BY r.week
-"""  # noqa: S608 (fragments are constants; values are bound parameters)
-
+#: Offers answered or not, by the channel that reached the patient, wave and mode.
 _OFFERS = f"""
-WITH o AS (
-    SELECT o.status, o.wave, coalesce(o.mode, 'manual') AS mode,
-           coalesce((
-               SELECT t.channel FROM notification n
-               JOIN notification_attempt t ON t.notification_id = n.id
-               WHERE n.offer_id = o.id AND n.purpose = 'offer'
-               ORDER BY (t.status = 'delivered') DESC, t.id DESC LIMIT 1
-           ), 'none') AS channel
+WITH o AS MATERIALIZED (
+    SELECT o.id, o.status, least(o.wave, 4) AS wave_group, coalesce(o.mode, 'manual') AS mode
     FROM offer o
     JOIN slot s ON s.id = o.slot_id
     JOIN location l ON l.id = s.location_id
     WHERE {_where("o.created_at", "l.timezone", "s.location_id")}
+), reached AS (
+    SELECT DISTINCT ON (n.offer_id) n.offer_id, t.channel
+    FROM o
+    JOIN notification n ON n.offer_id = o.id AND n.purpose = 'offer'
+    JOIN notification_attempt t ON t.notification_id = n.id
+    ORDER BY n.offer_id, (t.status = 'delivered') DESC, t.id DESC
 )
 SELECT GROUPING(channel) AS g_channel, GROUPING(wave_group) AS g_wave, GROUPING(mode) AS g_mode,
        channel, wave_group, mode,
        count(*) AS offers,
        count(*) FILTER (WHERE status = 'accepted') AS accepted,
        count(*) FILTER (WHERE status IN ('accepted', 'declined', 'expired')) AS answered
-FROM (SELECT *, least(wave, 4) AS wave_group FROM o) x
+FROM (
+    SELECT o.status, o.wave_group, o.mode, coalesce(r.channel, 'none') AS channel
+    FROM o LEFT JOIN reached r ON r.offer_id = o.id
+) x
 GROUP BY GROUPING SETS ((channel), (wave_group), (mode), ())
 """  # noqa: S608 (fragments are constants; values are bound parameters)
 
-#: The location a message belongs to: its offer's or appointment's slot, else the
-#: patient's home clinic, else the practice's first location.
-_MESSAGE_SCOPE = """
+#: Messages to patients (staff alerts aside) and their attempts, in one pass, as rows of
+#: three kinds: ``week`` (messages, patients), ``channel`` (delivered, finished attempts),
+#: ``depth`` (messages, delivered, exhausted). A message belongs to its offer's or
+#: appointment's location, else the patient's home clinic, else the first location; the
+#: location is worked out before it is joined (joining on the ``coalesce`` directly makes
+#: the planner pair every message with every location).
+_MESSAGES = f"""
+WITH placed AS MATERIALIZED (
+    -- Scalar lookups by primary key (coalesce stops at the first found): joins here
+    -- make the planner hash whole tables.
+    SELECT n.id, n.status, n.patient_id, n.created_at,
+           coalesce(
+               (SELECT s.location_id FROM offer o JOIN slot s ON s.id = o.slot_id
+                WHERE o.id = n.offer_id),
+               (SELECT s.location_id FROM appointment a JOIN slot s ON s.id = a.slot_id
+                WHERE a.id = n.appointment_id),
+               (SELECT p.home_location_id FROM patient p WHERE p.id = n.patient_id),
+               (SELECT min(id) FROM location)
+           ) AS loc
     FROM notification n
-    JOIN patient p ON p.id = n.patient_id
-    LEFT JOIN offer o ON o.id = n.offer_id
-    LEFT JOIN appointment a ON a.id = n.appointment_id
-    LEFT JOIN slot s ON s.id = coalesce(o.slot_id, a.slot_id)
-    JOIN location l ON l.id = coalesce(
-        s.location_id, p.home_location_id, (SELECT min(id) FROM location)
-    )
-    WHERE n.purpose <> 'staff_alert'
-"""
-
-_MESSAGES_BY_WEEK = f"""
-SELECT date_trunc('week', (n.created_at AT TIME ZONE l.timezone)::date)::date AS week,
-       count(*) AS messages, count(DISTINCT n.patient_id) AS patients
-{_MESSAGE_SCOPE} AND {_where("n.created_at", "l.timezone", "l.id")}
-GROUP BY week ORDER BY week
-"""
-
-_DELIVERY = f"""
-WITH m AS (
-    SELECT n.id, n.status {_MESSAGE_SCOPE} AND {_where("n.created_at", "l.timezone", "l.id")}
-)
-SELECT t.channel,
-       count(*) FILTER (WHERE t.status = 'delivered') AS delivered,
-       count(*) FILTER (WHERE t.status NOT IN ('queued', 'sending', 'sent', 'skipped',
-                                               'canceled')) AS final
-FROM m JOIN notification_attempt t ON t.notification_id = m.id
-GROUP BY t.channel
-"""  # noqa: S608 (fragments are constants; values are bound parameters)
-
-_DEPTH = f"""
-WITH m AS (
-    SELECT n.id, n.status {_MESSAGE_SCOPE} AND {_where("n.created_at", "l.timezone", "l.id")}
-), d AS (
-    SELECT m.id, m.status, count(t.id) AS depth
+    WHERE n.purpose <> 'staff_alert' AND n.created_at >= :lo AND n.created_at < :hi
+), m AS MATERIALIZED (
+    SELECT x.id, x.status, x.patient_id,
+           date_trunc('week', (x.created_at AT TIME ZONE l.timezone)::date)::date AS week
+    FROM placed x JOIN location l ON l.id = x.loc
+    WHERE {_where("x.created_at", "l.timezone", "x.loc")}
+), t AS MATERIALIZED (
+    SELECT m.id, m.status AS message_status, t.channel, t.status
     FROM m JOIN notification_attempt t ON t.notification_id = m.id
-    GROUP BY m.id, m.status
 )
-SELECT depth, count(*) AS messages,
-       count(*) FILTER (WHERE status = 'delivered') AS delivered,
-       count(*) FILTER (WHERE status = 'exhausted') AS exhausted
-FROM d GROUP BY depth ORDER BY depth
+SELECT 'week' AS kind, week::text AS key,
+       count(*) AS a, count(DISTINCT patient_id) AS b, 0::bigint AS c
+FROM m GROUP BY week
+UNION ALL
+SELECT 'channel', channel,
+       count(*) FILTER (WHERE status = 'delivered'),
+       count(*) FILTER (WHERE status NOT IN ('queued', 'sending', 'sent', 'skipped', 'canceled')),
+       0
+FROM t GROUP BY channel
+UNION ALL
+SELECT 'depth', depth::text, count(*),
+       count(*) FILTER (WHERE message_status = 'delivered'),
+       count(*) FILTER (WHERE message_status = 'exhausted')
+FROM (SELECT id, message_status, count(*) AS depth FROM t GROUP BY id, message_status) d
+GROUP BY depth
 """  # noqa: S608 (fragments are constants; values are bound parameters)
 
 _ATTENDANCE_BY_WEEK = f"""
@@ -246,6 +247,8 @@ class Figures:
     location_id: int | None
     released: int = 0
     filled: int = 0
+    #: Releases not filled whose slot is still ahead: they may yet fill.
+    still_open: int = 0
     filled_by: dict[str, int] = field(default_factory=dict)
     median_minutes_to_fill: float | None = None
     p90_minutes_to_fill: float | None = None
@@ -260,7 +263,8 @@ class Figures:
 
     @property
     def fill_rate(self) -> Rate:
-        return Rate(self.filled, self.released)
+        """Filled ÷ settled releases (filled, or their time has come): open ones may fill."""
+        return Rate(self.filled, self.released - self.still_open)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -310,14 +314,16 @@ def figures(date_from: date, date_to: date, location_id: int | None = None) -> F
         "lo": _utc_midnight(date_from) - _MARGIN,
         "hi": _utc_midnight(date_to + timedelta(days=1)) + _MARGIN,
         "loc": location_id,
+        "now": now_utc(),
     }
 
     def rows(sql: str) -> list[sa.RowMapping]:
         return list(db.session.execute(sa.text(sql), params).mappings())
 
     out = Figures(date_from, date_to, location_id)
-    r = rows(_RELEASES)[0]
-    out.released, out.filled = r["released"], r["filled"]
+    releases = rows(_RELEASES)
+    r = releases[-1]  # the ROLLUP total comes last
+    out.released, out.filled, out.still_open = r["released"], r["filled"], r["still_open"]
     out.filled_by = {
         AppointmentSource.WAITLIST.value: r["by_waitlist"],
         AppointmentSource.ALTERNATIVE.value: r["by_alternative"],
@@ -330,7 +336,18 @@ def figures(date_from: date, date_to: date, location_id: int | None = None) -> F
         round(r["offers_to_fill"] / r["filled"], 2) if r["filled"] else None
     )
     out.revenue_recovered_cents = int(r["revenue_cents"])
-    out.weeks = _weeks(rows(_RELEASES_BY_WEEK), rows(_ATTENDANCE_BY_WEEK), rows(_MESSAGES_BY_WEEK))
+    message_rows = rows(_MESSAGES)
+    by_kind: dict[str, list[sa.RowMapping]] = {"week": [], "channel": [], "depth": []}
+    for row in message_rows:
+        by_kind[row["kind"]].append(row)
+    out.weeks = _weeks(
+        releases[:-1],
+        rows(_ATTENDANCE_BY_WEEK),
+        [
+            {"week": date.fromisoformat(r["key"]), "messages": r["a"], "patients": r["b"]}
+            for r in by_kind["week"]
+        ],
+    )
     messages = sum(w["messages"] for w in out.weeks)
     patient_weeks = sum(w["patients_messaged"] for w in out.weeks)
     out.messages_per_patient_per_week = (
@@ -338,10 +355,13 @@ def figures(date_from: date, date_to: date, location_id: int | None = None) -> F
     )
     out.acceptance = _acceptance(rows(_OFFERS))
     out.delivery = [
-        {"channel": d["channel"], **Rate(d["delivered"], d["final"]).as_json()}
-        for d in sorted(rows(_DELIVERY), key=lambda d: _CHANNEL_ORDER.get(d["channel"], 9))
+        {"channel": d["key"], **Rate(d["a"], d["b"]).as_json()}
+        for d in sorted(by_kind["channel"], key=lambda d: _CHANNEL_ORDER.get(d["key"], 9))
     ]
-    out.fallback_depth = [dict(d) for d in rows(_DEPTH)]
+    out.fallback_depth = [
+        {"depth": int(d["key"]), "messages": d["a"], "delivered": d["b"], "exhausted": d["c"]}
+        for d in sorted(by_kind["depth"], key=lambda d: int(d["key"]))
+    ]
     fees = rows(_FEES)
     out.fees = {
         "by_kind": [dict(f) for f in fees],
@@ -353,7 +373,7 @@ def figures(date_from: date, date_to: date, location_id: int | None = None) -> F
 
 
 _CHANNEL_ORDER = {"sms": 0, "email": 1, "voice": 2, "manual": 3, "none": 4}
-_MODE_ORDER = {"sequential": 0, "waves": 1, "broadcast": 2, "manual": 3}
+_MODE_ORDER = {"sequential": 0, "waves": 1, "broadcast": 2, "learned": 3, "manual": 4}
 
 
 def _utc_midnight(day: date) -> datetime:
@@ -367,7 +387,7 @@ def _minutes(seconds: float | None) -> float | None:
 def _weeks(
     releases: list[sa.RowMapping],
     attendance: list[sa.RowMapping],
-    messages: list[sa.RowMapping],
+    messages: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """One row per week that has anything, each series' figures side by side."""
     weeks: dict[date, dict[str, Any]] = {}
@@ -379,6 +399,7 @@ def _weeks(
                 "week": day,
                 "released": 0,
                 "filled": 0,
+                "still_open": 0,
                 "appointments": 0,
                 "no_shows": 0,
                 "due": 0,
@@ -389,7 +410,9 @@ def _weeks(
         )
 
     for r in releases:
-        week(r["week"]).update(released=r["released"], filled=r["filled"])
+        week(r["week"]).update(
+            released=r["released"], filled=r["filled"], still_open=r["still_open"]
+        )
     for r in attendance:
         week(r["week"]).update(
             appointments=r["appointments"],
@@ -401,7 +424,7 @@ def _weeks(
         week(r["week"]).update(messages=r["messages"], patients_messaged=r["patients"])
     ordered = [weeks[k] for k in sorted(weeks)]
     for w in ordered:
-        w["fill_rate"] = Rate(w["filled"], w["released"]).value
+        w["fill_rate"] = Rate(w["filled"], w["released"] - w["still_open"]).value
         w["no_show_rate"] = Rate(w["no_shows"], w["due"]).value
         w["late_cancellation_rate"] = Rate(w["late_cancellations"], w["appointments"]).value
         w["messages_per_patient"] = (

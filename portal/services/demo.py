@@ -252,6 +252,7 @@ def _offer_history(slots: list[Slot], now: datetime) -> int:
                     patient_id=candidate.patient.id,
                     status=OfferStatus.EXPIRED,
                     wave=1,
+                    mode=dict((c, m) for c, m, _ in OFFER_MODES).get(slot.service.category),
                     score=candidate.score,
                     score_reasons=candidate.reasons,
                     window_expires_at=ended_at,

@@ -283,6 +283,7 @@ def clinic() -> Clinic:
 def test_fill_figures_count_releases_on_their_local_day(clinic: Clinic) -> None:
     got = analytics.figures(FROM, TO)
     assert (got.released, got.filled) == (5, 3)  # A B C D F; A B C filled
+    assert got.still_open == 0  # D's time has passed
     assert got.fill_rate.value == 0.6
     assert got.filled_by == {"waitlist": 1, "alternative": 1, "staff": 1, "api": 0}
     assert got.median_minutes_to_fill == 30.0  # 30, 30, 90
@@ -398,6 +399,26 @@ def test_an_empty_range_has_no_rates(clinic: Clinic) -> None:
     assert got.weeks == []
     assert got.acceptance["overall"]["rate"] is None
     assert got.as_json()["fill_rate"] == {"count": 0, "of": 0, "rate": None}
+
+
+def test_releases_still_ahead_are_left_out_of_the_fill_rate(clinic: Clinic) -> None:
+    """D is still open but its time has passed; K, released the same day, is a week ahead."""
+    from portal.models.enums import SlotStatus as S
+
+    la = clinic.la
+    k = f.slot(
+        practitioner=f.practitioner(location=la),
+        start_at=datetime.now(UTC) + timedelta(days=7),
+        opened_at=utc(10, 19),
+        status=S.OPEN,
+    )
+    db.session.commit()
+    got = analytics.figures(FROM, TO)
+    assert (got.released, got.filled, got.still_open) == (6, 3, 1)
+    assert got.fill_rate.as_json() == {"count": 3, "of": 5, "rate": 0.6}
+    week = {w["week"]: w for w in got.weeks}[WEEK2]
+    assert (week["released"], week["still_open"], week["fill_rate"]) == (4, 1, round(2 / 3, 4))
+    assert k.id
 
 
 def test_range_edges_are_local_days(clinic: Clinic) -> None:

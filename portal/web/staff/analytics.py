@@ -32,6 +32,7 @@ MODES = {
     "sequential": "One at a time",
     "waves": "Waves",
     "broadcast": "Broadcast",
+    "learned": "Learned waves",
     "manual": "Offered by staff",
 }
 SOURCES = {
@@ -102,10 +103,14 @@ def _charts(f: analytics.Figures) -> dict[str, Any]:
         out["fills"] = charts.weekly_lines(
             weeks,
             {
-                "Released": [w["released"] for w in f.weeks],
-                "Filled": [w["filled"] for w in f.weeks],
+                # Releases still ahead may yet fill: the line counts the settled ones.
+                "Released (settled)": [
+                    w["released"] - w["still_open"] if w["released"] else None for w in f.weeks
+                ],
+                "Filled": [w["filled"] if w["released"] else None for w in f.weeks],
             },
-            "Slots released and filled per week; the table below lists the numbers.",
+            "Settled releases and fills per week; the table below lists the numbers,"
+            " with the releases still open.",
         )
         out["attendance"] = charts.weekly_lines(
             weeks,
@@ -118,7 +123,7 @@ def _charts(f: analytics.Figures) -> dict[str, Any]:
         )
         out["messages"] = charts.weekly_lines(
             weeks,
-            {"Messages per patient": [w["messages_per_patient"] for w in f.weeks]},
+            {"Messages per patient": [w["messages_per_patient"] for w in f.weeks]},  # None: none
             "Messages per messaged patient per week; the table below lists them.",
         )
     if acc["by_channel"]:

@@ -76,9 +76,14 @@ def _config(**kw: object) -> dict[str, object]:
         "legend_at_bottom": True,
         "legend_at_bottom_columns": 3,
         "margin": 12,
+        # pygal under-measures the legend row with these fonts: room for it below.
+        "margin_bottom": 30,
+        "stroke_style": {"width": 2.5},
+        "guide_stroke_dasharray": "2,4",
         "show_y_guides": True,
         "print_values": False,
         "truncate_label": -1,
+        "truncate_legend": -1,
         **kw,
     }
 
@@ -96,10 +101,12 @@ def weekly_lines(
             x_labels=list(weeks),
             value_formatter=(lambda v: f"{v:.0f}%") if percent else (lambda v: f"{v:g}"),
             range=(0, 100) if percent else None,
+            include_x_axis=True,
             min_scale=4,
             max_scale=6,
             dots_size=4,
             allow_interruptions=True,
+            show_legend=len(series) > 1,
         )
     )
     for name, values in series.items():
@@ -124,6 +131,7 @@ def bars(
             max_scale=6,
             print_values=True,
             print_values_position="top",
+            show_legend=len(series) > 1,
         )
     )
     for name, values in series.items():
