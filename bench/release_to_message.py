@@ -131,6 +131,11 @@ def worker(database_url: str, redis_url: str, secret: str, log_path: Path):  # t
             _stop(proc)  # type: ignore[arg-type]
 
 
+def _ms(values: list[float]) -> str:
+    """The median in ms, or n/a (RQ did not keep the job's timestamps)."""
+    return f"{1000 * statistics.median(values):.0f} ms" if values else "n/a"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--releases", type=int, default=50)
@@ -230,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"API answer: p50 {1000 * statistics.median(api_phase):.0f} ms; first offer written "
         f"(the fill job ran): p50 {1000 * statistics.median(offered):.0f} ms; send job "
-        f"enqueued: p50 {1000 * statistics.median(enqueued or [0]):.0f} ms; started: p50 "
-        f"{1000 * statistics.median(dequeued or [0]):.0f} ms; attempt claimed: p50 "
+        f"enqueued: p50 {_ms(enqueued)}; started: p50 {_ms(dequeued)}; attempt claimed: p50 "
         f"{1000 * statistics.median(claimed):.0f} ms;\n"
         f"release -> first offer handed to the provider: p50 {1000 * statistics.median(total):.0f} ms"
         f" p90 {pct(0.9):.0f} ms max {1000 * ordered[-1]:.0f} ms over {len(total)} releases"
