@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, Worker
 
 from portal.db import db
-from portal.queue import QUEUES, redis_connection
+from portal.queue import JOBS, QUEUES, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def run_worker(app: Flask, *, burst: bool = False, with_scheduler: bool = True) 
     dispatch sweeps, which read the truth from PostgreSQL.
     """
     with app.app_context():
+        preload_jobs()
         connection = redis_connection()
         while True:
             queues = [Queue(name, connection=connection) for name in QUEUES]
@@ -52,6 +54,21 @@ def run_worker(app: Flask, *, burst: bool = False, with_scheduler: bool = True) 
             log.warning("worker lost Redis; starting a new one once Redis answers")
             while not _redis_answers(connection):
                 time.sleep(2.0)
+
+
+def preload_jobs() -> None:
+    """Import every registered job's module in the parent, before any fork.
+
+    Each job runs in a forked work-horse; a module the parent never imported is imported
+    again in every horse (the services, the message templates' code…), and every template
+    compiled again, which cost most of the time from a release to its first text. Done
+    once here, every fork inherits them.
+    """
+    for spec in JOBS.values():
+        importlib.import_module(spec.path.rpartition(".")[0])
+    env = current_app.jinja_env  # messages are rendered from templates: compile them once
+    for name in env.list_templates(filter_func=lambda n: n.endswith((".txt", ".html", ".xml"))):
+        env.get_template(name)
 
 
 def _redis_answers(connection: Redis) -> bool:

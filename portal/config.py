@@ -53,7 +53,12 @@ def load_config(instance_path: Path, env: dict[str, str] | None = None) -> dict[
             "PUBLIC_BASE_URL", "" if production else DEFAULT_PUBLIC_BASE_URL
         ),
         "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL", ""),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Kept open: one connection per request thread (WEB_THREADS, the Procfile's gunicorn
+        # --threads); SQLAlchemy's overflow covers the rest. See docs/performance.md.
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_size": int(env.get("WEB_THREADS", "4")),
+        },
         "REDIS_URL": redis_url,
         # Flask-Limiter shares Redis with RQ; memory only when nothing else is configured.
         "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),

@@ -105,10 +105,17 @@ def get_queue(name: str) -> Queue:
     return Queue(name, connection=redis_connection())
 
 
-def schedule(name: str, *args: Any, at: datetime | None = None, job_id: str | None = None) -> None:
+def schedule(
+    name: str,
+    *args: Any,
+    at: datetime | None = None,
+    job_id: str | None = None,
+    at_front: bool = False,
+) -> None:
     """Run registered job ``name(*args)`` after the current transaction commits.
 
-    ``at`` (aware UTC) defers it; ``job_id`` overrides the registered id builder.
+    ``at`` (aware UTC) defers it; ``job_id`` overrides the registered id builder;
+    ``at_front`` puts an immediate job ahead of those already waiting in its queue.
     Nothing is enqueued if the transaction rolls back.
     """
     spec = JOBS[name]
@@ -124,6 +131,7 @@ def schedule(name: str, *args: Any, at: datetime | None = None, job_id: str | No
             "args": args,
             "at": at,
             "job_id": job_id,
+            "at_front": at_front,
             "app": current_app._get_current_object(),  # type: ignore[attr-defined]
         }
     )
@@ -148,11 +156,19 @@ def divert_jobs(sink: JobSink) -> Iterator[JobSink]:
         _sink = previous
 
 
-def _enqueue(spec: JobSpec, args: tuple[Any, ...], at: datetime | None, job_id: str | None) -> bool:
+def _enqueue(
+    spec: JobSpec,
+    args: tuple[Any, ...],
+    at: datetime | None,
+    job_id: str | None,
+    at_front: bool = False,
+) -> bool:
     if _sink is not None:
         _sink(spec, args, at, job_id)
         return True
     options: dict[str, Any] = {"retry": spec.rq_retry(), "job_timeout": spec.timeout}
+    if at_front and at is None:
+        options["at_front"] = True
     if job_id:
         options["job_id"] = job_id
     try:
@@ -188,6 +204,7 @@ def _enqueue_batch(app: Any, queue_name: str, items: list[dict[str, Any]]) -> No
                         timeout=item["spec"].timeout,
                         job_id=item["job_id"],
                         retry=item["spec"].rq_retry(),
+                        at_front=item["at_front"],
                     )
                     for item in items
                 ]
@@ -213,7 +230,13 @@ def _run_pending(session: Session) -> None:
     for (_, queue_name), items in batches.items():
         if len(items) == 1:
             with items[0]["app"].app_context():
-                _enqueue(items[0]["spec"], items[0]["args"], None, items[0]["job_id"])
+                _enqueue(
+                    items[0]["spec"],
+                    items[0]["args"],
+                    None,
+                    items[0]["job_id"],
+                    items[0]["at_front"],
+                )
         else:
             _enqueue_batch(items[0]["app"], queue_name, items)
 

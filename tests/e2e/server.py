@@ -109,6 +109,7 @@ def gunicorn_server(
                 "PUBLIC_BASE_URL": base_url,
                 "RATELIMIT_ENABLED": "false",
                 "PYTHONUNBUFFERED": "1",
+                "WEB_THREADS": str(threads),  # the database pool matches the threads
             }
         )
         env.update(extra_env or {})

@@ -173,7 +173,10 @@ def enqueue_send(attempt: NotificationAttempt, now: datetime) -> None:
     job_id = send_job_id(attempt.id)
     if at is not None:  # never reuse the id of a job that may still be running
         job_id += f"-at-{int(at.timestamp())}"
-    schedule("send_attempt", attempt.id, at=at, job_id=job_id)
+    # An offer's window is short: its text goes ahead of messages already waiting.
+    schedule(
+        "send_attempt", attempt.id, at=at, job_id=job_id, at_front=attempt.purpose == Purpose.OFFER
+    )
 
 
 def fail_attempt(
