@@ -170,6 +170,10 @@ def _enqueue(spec: JobSpec, args: tuple[Any, ...], at: datetime | None, job_id: 
 
 def _enqueue_batch(app: Any, queue_name: str, items: list[dict[str, Any]]) -> None:
     """Enqueue many immediate jobs of one queue in one Redis pipeline (one round trip)."""
+    if _sink is not None:  # diverted (the fill simulation): each job to the sink
+        for item in items:
+            _sink(item["spec"], item["args"], None, item["job_id"])
+        return
     with app.app_context():
         try:
             queue = get_queue(queue_name)
