@@ -73,8 +73,13 @@ def simulate_command(days: int, seed: int, policies: str, as_json: bool) -> None
         logging.getLogger(name).setLevel(logging.WARNING)
     progress = None
     if sys.stderr.isatty():
+        shown: dict[str, int] = {}
 
         def progress(policy: str, share: float) -> None:
+            permille = int(1000 * share)
+            if shown.get(policy) == permille:
+                return  # redraw only when the figure changes
+            shown[policy] = permille
             filled = int(30 * share)
             click.echo(
                 f"\r{policy:<10} [{'#' * filled}{'.' * (30 - filled)}] {100 * share:5.1f}%",

@@ -5,6 +5,7 @@ their pages on it when imported here.
 """
 
 from portal.web.staff import (
+    acceptance,
     analytics,
     appointments,
     audit,
@@ -26,6 +27,7 @@ from portal.web.staff.blueprint import PUBLIC_ENDPOINTS, admin_required, bp
 
 __all__ = [
     "PUBLIC_ENDPOINTS",
+    "acceptance",
     "admin_required",
     "analytics",
     "appointments",
