@@ -81,6 +81,9 @@ def hold_for_payment(
     )
     if slot is None:
         booking.raise_for_current_state(offer.slot_id)
+    # The offer lives as long as its hold: the wave's expiry must not end it while the
+    # patient is paying (an accept near the window's end holds past the window).
+    offer.window_expires_at = max(offer.window_expires_at, hold_until)
     kind = payment_required(patient, now) or ChargeKind.DEPOSIT
     charge = ledger.open_charge(
         patient_id=patient.id,
