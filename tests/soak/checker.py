@@ -95,14 +95,17 @@ def _bookings(conn: sa.Connection, tally: Tally, now: Any) -> None:
             f" ON a.slot_id = s.id AND {_ACTIVE} WHERE s.status <> 'booked'",
         ),
     )
-    # A hold without its offer and charge, or one left standing long past its expiry.
+    # A hold without its (still pending) offer and its charge, or one left standing long
+    # past its expiry.
     tally.add(
         "ghost_hold",
         _rows(
             conn,
             "SELECT s.id FROM slot s WHERE s.status = 'held' AND (s.hold_offer_id IS NULL"
             " OR s.hold_expires_at IS NULL OR s.hold_expires_at < :stale"
-            " OR NOT EXISTS (SELECT 1 FROM charge c WHERE c.offer_id = s.hold_offer_id))",
+            " OR NOT EXISTS (SELECT 1 FROM charge c WHERE c.offer_id = s.hold_offer_id)"
+            " OR NOT EXISTS (SELECT 1 FROM offer o WHERE o.id = s.hold_offer_id"
+            " AND o.status = 'pending'))",
             stale=now - SLACK,
         ),
     )
@@ -273,6 +276,13 @@ def _charges(conn: sa.Connection, tally: Tally, stripe: FakeStripe) -> None:
         " WHERE a.offer_id = c.offer_id)",
     )
     tally.add("paid_without_booking", kept)
+    # Every payment Stripe took is in the ledger (as a success, then maybe a refund).
+    recorded = {
+        str(row[0])
+        for row in _rows(conn, "SELECT charge_id FROM charge_entry WHERE status = 'succeeded'")
+    }
+    paid_charges = {str(s.get("metadata", {}).get("charge_id")) for s in paid_sessions}
+    tally.add("payment_unrecorded", sorted(paid_charges - recorded))
     tally.counts["deposits_paid_at_provider"] = len(paid_offers)
 
 
@@ -381,6 +391,7 @@ def tally_line(faults: int, operations: int, tally: Tally, extra: dict[str, Any]
         "charged_twice",
         "provider_charged_twice",
         "paid_without_booking",
+        "payment_unrecorded",
         "unaudited",
         "reminder_lost",
         "reminder_stale",

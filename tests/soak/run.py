@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -64,6 +65,7 @@ class Faults:
         self.cluster, self.redis, self.postgres = cluster, redis, postgres
         self.twilio, self.smtp = twilio, smtp
         self.seconds = seconds
+        self.burst: Callable[[], None] | None = None
         self.outage = min(30.0, max(8.0, seconds / 8))
         self.injected: Counter[str] = Counter()
         self.stop = threading.Event()
@@ -116,6 +118,10 @@ class Faults:
     # --- the faults -----------------------------------------------------------------
 
     def web_worker_kill9(self) -> None:
+        """A gunicorn worker dies while requests are in flight (a burst keeps it busy)."""
+        if self.burst is not None:
+            threading.Thread(target=self.burst, daemon=True).start()
+            time.sleep(0.15)
         self.cluster.kill9_child("web")
 
     def _busy_worker(self, timeout: float = 10) -> str:
@@ -239,7 +245,7 @@ def _seed(database_url: str, redis_url: str, secret: str, base_url: str) -> tupl
                 phone_raw=phone(i),
                 phone_e164=phone(i),
                 email=f"regular{i}@example.test",
-                deposit_required=i % 5 == 0,
+                deposit_required=i % 3 == 0,
             )
             patient_ids.append(patient.id)
             for service in services:
@@ -296,6 +302,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
     stripe = FakeStripe(webhook_secret=STRIPE_WEBHOOK_SECRET).start()
     secret = secrets.token_urlsafe(48)
     cluster: Cluster | None = None
+    passed = False
     try:
         world, token = _seed(database_url, redis.url, secret, base_url)
         for noisy in ("mail.log", "alembic", "portal", "rq"):
@@ -328,6 +335,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
             base_url, token, world, twilio, smtp, stripe, stats, AUTH_TOKEN, SEED_PATIENTS
         )
         faults = Faults(cluster, redis, postgres, twilio, smtp, seconds)
+        faults.burst = clients.burst
         stop_sweeps = threading.Event()
         sweeper = threading.Thread(target=_sweeper, args=(cluster, stop_sweeps, stats), daemon=True)
         clients.start()
@@ -359,7 +367,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
             "provider_sends": len(twilio.created) + len(smtp.handler.messages),
         }
         line = tally_line(sum(faults.injected.values()), stats.operations, tally, extra)
-        ok = not tally.violations and not any(broken.values())
+        ok = passed = not tally.violations and not any(broken.values())
         return Result(line, ok, tally, faults.injected, stats, logdir, exits)
     finally:
         if cluster is not None:
@@ -369,6 +377,8 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
         stripe.stop()
         redis.stop()
         postgres.stop()
+        if keep is None and passed:
+            shutil.rmtree(base_dir, ignore_errors=True)
 
 
 def describe(result: Result) -> str:
@@ -385,7 +395,7 @@ def describe(result: Result) -> str:
     crashed = {name: codes for name, codes in result.exits.items() if codes}
     if crashed:
         lines.append(f"unplanned exits (exit codes): {crashed}")
-    if result.logdir:
+    if result.logdir and result.logdir.exists():
         lines.append(f"logs: {result.logdir}")
     return "\n".join(lines)
 

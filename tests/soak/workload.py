@@ -318,6 +318,14 @@ class Clients:
             self.world.add("near_appointment_ids", response.json()["id"])
             self.world.add("appointment_ids", response.json()["id"])
 
+    def burst(self, n: int = 12) -> None:
+        """Many reads at once, so a web worker killed now dies mid-request."""
+        threads = [threading.Thread(target=self.read, daemon=True) for _ in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
     def read(self) -> None:
         slot_id = self.world.pick("slot_ids")
         if slot_id is not None:
@@ -468,18 +476,29 @@ class Clients:
             sessions = [s for s in self.stripe.sessions if s not in self._seen_sessions]
         for session_id in sessions:
             self._seen_sessions.add(session_id)
-            if random.random() < 0.25:
+            roll = random.random()
+            if roll < 0.2:
                 continue  # never pays: the hold lapses
-            payload, signature = self.stripe.sign(self.stripe.complete(session_id))
-            for _ in range(1 + (random.random() < 0.3)):
-                self.request(
+            if roll < 0.4:  # pays after the hold lapsed: the payment must be refunded
+                threading.Timer(60, self._pay, args=(session_id,)).start()
+                continue
+            self._pay(session_id)
+        time.sleep(1.0)
+
+    def _pay(self, session_id: str) -> None:
+        payload, signature = self.stripe.sign(self.stripe.complete(session_id))
+        for _ in range(1 + (random.random() < 0.3)):  # Stripe may deliver an event twice
+            for _retry in range(30):  # and retries while the endpoint fails, as Stripe does
+                response = self.request(
                     "stripe_webhook",
                     "POST",
                     "/webhooks/stripe",
                     data=payload,
                     headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
                 )
-        time.sleep(1.0)
+                if response is not None and response.status_code < 500:
+                    break
+                time.sleep(1.0)
 
     def _receipt_replayer(self) -> None:
         time.sleep(5)
