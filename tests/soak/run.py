@@ -25,11 +25,12 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
+from portal.queue import QUEUES
 from tests.fakes.redis_server import PrivateRedis
 from tests.fakes.smtp_server import SmtpServer, free_port
 from tests.fakes.stripe_server import FakeStripe
 from tests.soak.checker import Tally, check, tally_line
-from tests.soak.cluster import PORTAL, Cluster
+from tests.soak.cluster import PORTAL, ROOT, Cluster
 from tests.soak.engines import PrivatePostgres
 from tests.soak.workload import FROM_NUMBER, ChaoticTwilio, Clients, Stats, World, phone
 
@@ -284,6 +285,43 @@ def _sweeper(cluster: Cluster, stop: threading.Event, stats: Stats) -> None:
             stats.count("sweep_no_shows", None)
 
 
+def _waiting_jobs(redis_url: str) -> set[str]:
+    """Ids of the jobs still queued, scheduled or running in Redis."""
+    from redis import Redis
+    from rq import Queue
+
+    connection = Redis.from_url(redis_url)
+    try:
+        ids: set[str] = set()
+        for name in QUEUES:
+            queue = Queue(name, connection=connection)
+            ids.update(queue.job_ids)
+            ids.update(queue.scheduled_job_registry.get_job_ids())
+            ids.update(queue.started_job_registry.get_job_ids())
+        return ids
+    finally:
+        connection.close()
+
+
+def _settle(redis_url: str, most: float, least: float = 30.0) -> None:
+    """Wait ``least`` seconds, then until nothing waits to run now (at most ``most``)."""
+    from redis import Redis
+    from rq import Queue
+
+    started = time.monotonic()
+    connection = Redis.from_url(redis_url)
+    try:
+        while time.monotonic() - started < most:
+            time.sleep(2)
+            if time.monotonic() - started < least:
+                continue
+            backlog = sum(Queue(name, connection=connection).count for name in QUEUES)
+            if backlog == 0:
+                return
+    finally:
+        connection.close()
+
+
 def run_soak(seconds: float, settle: float | None = None, keep: Path | None = None) -> Result:
     """Run the soak for ``seconds`` of workload under faults; check; return the tally."""
     base_dir = Path(tempfile.mkdtemp(prefix="portal-soak-")) if keep is None else keep
@@ -291,7 +329,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
     os.chmod(base_dir, 0o755)  # noqa: S103 (the postgres user must reach its cluster)
     logdir = base_dir / "logs"
     logdir.mkdir(exist_ok=True)
-    settle = settle if settle is not None else min(90.0, max(45.0, seconds / 6))
+    settle = settle if settle is not None else min(150.0, max(60.0, seconds / 4))
     postgres = PrivatePostgres(base_dir).init().start()
     database_url = postgres.create_database("portal")
     redis = PrivateRedis(base_dir).start()
@@ -315,6 +353,10 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
             "PUBLIC_BASE_URL": base_url,
             "RATELIMIT_ENABLED": "false",
             "PYTHONUNBUFFERED": "1",
+            # This checkout's code, even when the venv's editable install points elsewhere.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_FROM_NUMBER": FROM_NUMBER,
@@ -346,11 +388,11 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
         clients.join()
         stop_sweeps.set()
         sweeper.join(timeout=90)
-        time.sleep(settle)  # the sweeps and receipts finish what the faults interrupted
+        _settle(redis.url, settle)  # the sweeps and receipts finish what the faults interrupted
         twilio.wait_idle(timeout=30)
         engine = sa.create_engine(database_url)
         try:
-            tally = check(engine, twilio, smtp, stripe)
+            tally = check(engine, twilio, smtp, stripe, _waiting_jobs(redis.url))
         finally:
             engine.dispose()
         exits = cluster.unplanned_exits()

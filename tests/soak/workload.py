@@ -51,19 +51,19 @@ class ChaoticTwilio(FakeTwilio):
         if time.monotonic() < self.outage_until:
             return Behaviour("ok", delay=6, duplicate=True, shuffle=True)
         roll = random.random()
-        if roll < 0.06:
-            return Behaviour("ok", delay=6)  # accepted, but the client times out first
-        if roll < 0.11:
+        if roll < 0.03:
+            return Behaviour("ok", delay=4)  # accepted, but the client times out first
+        if roll < 0.07:
             return Behaviour("accept_then_500", duplicate=True, shuffle=True)
-        if roll < 0.15:
+        if roll < 0.10:
             return Behaviour("fail", 500, 20500)
-        if roll < 0.18:
+        if roll < 0.12:
             return Behaviour("fail", 429, 20429)
-        if roll < 0.24:
+        if roll < 0.17:
             return Behaviour(callbacks=("sent", "undelivered"), error_code="30003", duplicate=True)
-        if roll < 0.30:
+        if roll < 0.21:
             return Behaviour(callbacks=())  # no receipt ever: the deadline must escalate
-        return Behaviour(duplicate=True, shuffle=True, delay=random.choice((0, 0, 0.5, 1.5)))
+        return Behaviour(duplicate=True, shuffle=True, delay=random.choice((0, 0, 0, 0.3, 1.0)))
 
     def emit(self, created: Created, behaviour: Behaviour) -> None:
         super().emit(created, behaviour)
@@ -213,12 +213,12 @@ class Clients:
 
     def _api_loop(self) -> None:
         actions = [
-            (self.open_slot, 1.2),
+            (self.open_slot, 0.8),
             (self.new_waitlisted_patient, 1),
             (self.staff_book, 2),
             (self.release, 1.5),
             (self.cancel, 1),
-            (self.check_in, 1.5),
+            (self.check_in, 0.7),
             (self.near_booking, 1.2),
             (self.read, 1),
         ]
