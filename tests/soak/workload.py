@@ -164,6 +164,7 @@ class Clients:
         self._seen_sessions: set[str] = set()
         self._handled_links: set[str] = set()
         self.threads: list[threading.Thread] = []
+        self._late_payers: list[threading.Timer] = []
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -205,9 +206,12 @@ class Clients:
         return run
 
     def join(self) -> None:
+        """Stop the clients; late payers still pay (within a minute) before this returns."""
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=30)
+        for timer in list(self._late_payers):
+            timer.join(timeout=90)
 
     # --- the practice's system and the front desk (API) ------------------------------
 
@@ -480,7 +484,9 @@ class Clients:
             if roll < 0.2:
                 continue  # never pays: the hold lapses
             if roll < 0.4:  # pays after the hold lapsed: the payment must be refunded
-                threading.Timer(60, self._pay, args=(session_id,)).start()
+                timer = threading.Timer(60, self._pay, args=(session_id,))
+                self._late_payers.append(timer)
+                timer.start()
                 continue
             self._pay(session_id)
         time.sleep(1.0)
