@@ -15,6 +15,7 @@ on any violation. See docs/operations.md, "Soak test".
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -24,7 +25,15 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from tests.soak.run import describe, run_soak  # noqa: E402
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_soak's clean-up
+
+
 def main() -> int:
+    # A soak started in the background inherits SIGINT ignored; either signal must still
+    # stop every process it started and its PostgreSQL and Redis.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600, help="workload duration")
     parser.add_argument("--settle", type=float, default=None, help="seconds to settle after")

@@ -1,4 +1,5 @@
-"""Payment jobs (queue ``default``): collect a fee off-session, refund a payment.
+"""Payment jobs (queue ``default``): collect a fee off-session, refund a payment, and
+every minute settle what a lost job left undone.
 
 Both run after the commit that asked for them, call the provider outside any
 transaction, and are retried (same idempotency key) when the provider times out.
@@ -6,9 +7,12 @@ transaction, and are retried (same idempotency key) when the provider times out.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from jobs import job
-from portal.db import db
-from portal.services.payments import collect
+from portal.db import db, now_utc
+from portal.queue import enqueue_unless_waiting
+from portal.services.payments import collect, settle
 from portal.services.payments.provider import ProviderError
 
 
@@ -42,3 +46,15 @@ def refund_charge(charge_id: int) -> str:
         return f"provider refused: {exc}"
     db.session.commit()
     return outcome
+
+
+@job
+def settle_payments(now: datetime | None = None) -> dict[str, int]:
+    """Re-enqueue the refunds and collections whose jobs were lost (every minute)."""
+    now = now or now_utc()
+    refunds, collections = settle.refunds_due(now), settle.collections_due(now)
+    db.session.rollback()
+    return {
+        "refunds": sum(enqueue_unless_waiting("refund_charge", i) for i in refunds),
+        "collections": sum(enqueue_unless_waiting("collect_charge", i) for i in collections),
+    }

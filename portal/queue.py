@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,9 +22,11 @@ from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy.orm import Session
 
-from portal.db import db
+from portal.db import db, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,20 @@ JOBS: dict[str, JobSpec] = {
     ),
     "sweep_no_shows": JobSpec("jobs.noshow.sweep_no_shows", "filling", timeout=240, every=300),
     "collect_charge": JobSpec(
-        "jobs.payments.collect_charge", "default", timeout=60, retry=(5, [10, 30, 60, 300, 900])
+        "jobs.payments.collect_charge",
+        "default",
+        timeout=60,
+        retry=(5, [10, 30, 60, 300, 900]),
+        job_id=lambda charge_id: f"collect-charge-{charge_id}",
     ),
     "refund_charge": JobSpec(
-        "jobs.payments.refund_charge", "default", timeout=60, retry=(5, [10, 30, 60, 300, 900])
+        "jobs.payments.refund_charge",
+        "default",
+        timeout=60,
+        retry=(5, [10, 30, 60, 300, 900]),
+        job_id=lambda charge_id: f"refund-charge-{charge_id}",
     ),
+    "settle_payments": JobSpec("jobs.payments.settle_payments", "default", timeout=120, every=60),
     "close_ended_outreach": JobSpec(
         "jobs.outreach.close_ended_outreach", "default", timeout=60, every=60
     ),
@@ -154,6 +165,40 @@ def divert_jobs(sink: JobSink) -> Iterator[JobSink]:
         yield sink
     finally:
         _sink = previous
+
+
+def enqueue_unless_waiting(name: str, *args: Any) -> bool:
+    """Enqueue registered job ``name`` unless its job (by id) is still going to run.
+
+    For sweeps that redo what a lost job left undone: a job still queued, scheduled for
+    a retry, or started recently enough to be alive is left alone, so no work is doubled.
+    """
+    spec = JOBS[name]
+    if spec.job_id is None:
+        raise ValueError(f"{name} has no stable job id to look up")
+    job_id = spec.job_id(*args)
+    if _sink is not None:  # diverted: the sink runs each job itself, nothing waits in Redis
+        return _enqueue(spec, args, None, job_id)
+    try:
+        existing = Job.fetch(job_id, connection=redis_connection())
+        if _still_waiting(existing, spec):
+            return False
+    except NoSuchJobError:
+        pass
+    except RedisError as exc:
+        log.warning("could not look up job %s (%s)", job_id, type(exc).__name__)
+        return False
+    return _enqueue(spec, args, None, job_id)
+
+
+def _still_waiting(existing: Job, spec: JobSpec) -> bool:
+    status = existing.get_status()
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return True
+    if status == JobStatus.STARTED and existing.started_at is not None:
+        started = existing.started_at.replace(tzinfo=existing.started_at.tzinfo or UTC)
+        return now_utc() - started < timedelta(seconds=2 * spec.timeout)
+    return False
 
 
 def _enqueue(

@@ -29,6 +29,7 @@ from portal.models.enums import (
     SlotStatus,
     WaitlistStatus,
 )
+from portal.queue import schedule
 from portal.services import presentation
 from portal.services.audit import Action, Actor, record, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
@@ -384,6 +385,7 @@ def withdraw_pending_offers(
     }
     for offer in withdrawn:
         record(actor, Action.OFFER_WITHDRAWN, offer, after={"reason": offer.withdrawn_reason})
+    _end_holds_of([o.id for o in withdrawn if o.slot_id != slot.id])
     queue_notifications(
         [
             Message(patients[o.patient_id], f"slot_filled:{o.id}", offer_id=o.id)
@@ -456,3 +458,16 @@ def lost_race(exc: sa.exc.DBAPIError) -> Conflict | None:
             "Someone else changed this at the same moment; please try again.", code="busy_retry"
         )
     return None
+
+
+def _end_holds_of(offer_ids: list[int]) -> None:
+    """A withdrawn offer that held another slot frees it right after commit (no lock on
+    that slot here: the job takes it, keeping this path's slot → patient → offers order)."""
+    if not offer_ids:
+        return
+    for slot_id, offer_id in db.session.execute(
+        sa.select(Slot.id, Slot.hold_offer_id).where(
+            Slot.status == SlotStatus.HELD, Slot.hold_offer_id.in_(offer_ids)
+        )
+    ):
+        schedule("expire_hold", slot_id, offer_id)

@@ -51,13 +51,24 @@ def amount_due(kind: ChargeKind, price_cents: int) -> int:
     return min(settings().deposit_cents, price_cents)
 
 
+def _hold_over(now: datetime) -> sa.ColumnElement[bool]:
+    """A hold is over when its time ran out or its offer ended (withdrawn: the patient
+    was booked elsewhere) — a slot must not stay held for nobody."""
+    offer_ended = (
+        sa.select(Offer.id)
+        .where(Offer.id == Slot.hold_offer_id, Offer.status != OfferStatus.PENDING)
+        .exists()
+    )
+    return sa.or_(Slot.hold_expires_at <= now, offer_ended)
+
+
 def lapsed_holds(now: datetime) -> list[tuple[int, int]]:
-    """(slot id, offer id) of holds whose time ran out."""
+    """(slot id, offer id) of holds that are over."""
     return [
         (slot_id, offer_id)
         for slot_id, offer_id in db.session.execute(
             sa.select(Slot.id, Slot.hold_offer_id).where(
-                Slot.status == SlotStatus.HELD, Slot.hold_expires_at <= now
+                Slot.status == SlotStatus.HELD, _hold_over(now)
             )
         )
     ]
@@ -81,6 +92,9 @@ def hold_for_payment(
     )
     if slot is None:
         booking.raise_for_current_state(offer.slot_id)
+    # The offer lives as long as its hold: the wave's expiry must not end it while the
+    # patient is paying (an accept near the window's end holds past the window).
+    offer.window_expires_at = max(offer.window_expires_at, hold_until)
     kind = payment_required(patient, now) or ChargeKind.DEPOSIT
     charge = ledger.open_charge(
         patient_id=patient.id,
@@ -176,7 +190,7 @@ def complete_hold(
 
 
 def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | None = None) -> bool:
-    """Let a lapsed hold go: the slot reopens and filling carries on. Idempotent."""
+    """Let a hold that is over go: the slot reopens and filling carries on. Idempotent."""
     now = now or now_utc()
     slot = booking.updated_row(
         sa.update(Slot)
@@ -184,7 +198,7 @@ def release_hold(slot_id: int, offer_id: int, *, actor: Actor, now: datetime | N
             Slot.id == slot_id,
             Slot.status == SlotStatus.HELD,
             Slot.hold_offer_id == offer_id,
-            Slot.hold_expires_at <= now,
+            _hold_over(now),
         )
         .values(status=SlotStatus.OPEN, hold_offer_id=None, hold_expires_at=None, updated_at=now)
         .returning(Slot)

@@ -239,3 +239,60 @@ def test_a_hold_ended_by_a_release_or_lapsing_audits_its_offer() -> None:
     db.session.commit()
     assert _offer_audit(offers[0])[-1] == ("offer.withdrawn", {"reason": "released"})
     assert _offer_audit(offers[1])[-1] == ("offer.expired", {"reason": "hold lapsed unpaid"})
+
+
+def test_a_hold_keeps_its_offer_alive_past_the_offer_window() -> None:
+    """Found re-checking the soak's earlier finding: an accept near the end of the window
+    held the slot for longer than the offer lived, so the wave's expiry ended the held
+    offer while its payment was still welcome."""
+    slot = f.slot()
+    patient = f.patient(deposit_required=True)
+    f.waitlist_entry(patient=patient, slot=slot)
+    (offer,) = advance(slot.id).offers
+    db.session.commit()
+    accepted_at = offer.window_expires_at - timedelta(seconds=10)
+    outcome = responses.accept_offer(offer.id, actor=Actor.patient(patient.id), now=accepted_at)
+    db.session.commit()
+    assert outcome.held
+    held = db.session.get(Slot, slot.id)
+    assert held.hold_expires_at > offer.window_expires_at - timedelta(seconds=10)
+    assert db.session.get(Offer, offer.id).window_expires_at >= held.hold_expires_at
+
+    after_window = accepted_at + timedelta(seconds=20)  # the window is over, the hold is not
+    from portal.services.filling import expire_overdue_offers
+
+    assert expire_overdue_offers(slot.id, after_window) == 0
+    db.session.commit()
+    assert db.session.get(Offer, offer.id).status == OfferStatus.PENDING
+    appointment = holds.complete_hold(offer.id, actor=SYSTEM, now=after_window)
+    db.session.commit()
+    assert appointment.slot.status == SlotStatus.BOOKED
+    assert db.session.get(Offer, offer.id).status == OfferStatus.ACCEPTED
+
+
+def test_a_hold_whose_offer_was_withdrawn_ends_at_once() -> None:
+    """Found by the soak: a patient booked elsewhere had their held offer withdrawn, but
+    the slot stayed held (and the deposit owed) for nobody until the hold's time ran out."""
+    held_slot = f.slot()
+    other_slot = f.slot(
+        start_at=held_slot.start_at + timedelta(hours=3),
+        practitioner=held_slot.practitioner,
+        service=held_slot.service,
+    )
+    patient = f.patient(deposit_required=True)
+    entry = f.waitlist_entry(patient=patient, slot=held_slot)
+    offer = f.offer(slot=held_slot, entry=entry)
+    outcome = responses.accept_offer(offer.id, actor=Actor.patient(patient.id))
+    db.session.commit()
+    assert outcome.held
+
+    booking.book_slot(other_slot.id, patient, source=AppointmentSource.STAFF, actor=SYSTEM)
+    db.session.commit()
+    assert db.session.get(Offer, offer.id).status == OfferStatus.WITHDRAWN
+    assert (held_slot.id, offer.id) in holds.lapsed_holds(now_utc())  # the sweep's view too
+    expire = [j for j in get_queue("filling").jobs if j.func_name == "jobs.filling.expire_hold"]
+    assert [j.args for j in expire] == [(held_slot.id, offer.id)]  # ended right after commit
+    assert holds.release_hold(held_slot.id, offer.id, actor=SYSTEM)  # long before its end
+    db.session.commit()
+    assert db.session.get(Slot, held_slot.id).status == SlotStatus.OPEN
+    assert ledger.status_of(outcome.charge.id) == ChargeStatus.FAILED

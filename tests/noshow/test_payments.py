@@ -12,8 +12,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from redis import Redis
 
-from jobs.payments import RetryLater, collect_charge, refund_charge
+from jobs.payments import RetryLater, collect_charge, refund_charge, settle_payments
+from jobs.worker import run_worker
 from portal.db import db, now_utc
 from portal.models import Appointment, ChargeEntry, Patient, Slot
 from portal.models.enums import (
@@ -265,3 +267,33 @@ def test_fee_webhooks_reordered_never_move_backwards(
     outcomes = [_deliver(client, stripe, e).json["outcome"] for e in (succeeded, failed, succeeded)]
     assert outcomes == ["succeeded", "ignored", "duplicate"]
     assert ledger.status_of(charge.id) == ChargeStatus.SUCCEEDED
+
+
+def test_refunds_and_fees_whose_jobs_redis_lost_are_settled_by_the_sweep(
+    app: Flask, client: FlaskClient, stripe: FakeStripe
+) -> None:
+    """Found by the soak: a late payment's refund job lost with Redis was never redone —
+    the patient paid for a slot they did not get and was never refunded."""
+    slot, _, offer, paid_late = _held()
+    _pay(client, offer)
+    later = now_utc() + timedelta(seconds=120)
+    assert holds.release_hold(slot.id, offer.id, actor=SYSTEM, now=later)
+    db.session.commit()
+    response = _deliver(client, stripe, stripe.complete(_session_id(stripe)))
+    assert response.json["outcome"] == "refunding"
+    fee = _fee_with_card()
+    Redis.from_url(app.config["REDIS_URL"]).flushdb()  # Redis restarted empty: both jobs gone
+
+    assert settle_payments(now_utc()) == {"refunds": 0, "collections": 0}  # not yet overdue
+    tally = settle_payments(now_utc() + timedelta(minutes=3))
+    assert tally == {"refunds": 1, "collections": 1}
+    again = settle_payments(now_utc() + timedelta(minutes=3))
+    assert again == {"refunds": 0, "collections": 0}  # their jobs wait in Redis: no doubles
+    run_worker(app, burst=True, with_scheduler=False)
+
+    db.session.expire_all()
+    assert ledger.status_of(paid_late.id) == ChargeStatus.REFUNDED
+    assert ledger.status_of(fee.id) == ChargeStatus.SUCCEEDED
+    assert [r["amount"] for r in stripe.refunds] == [5000]
+    assert [i["amount"] for i in stripe.intents.values()] == [40000]
+    assert settle_payments(now_utc() + timedelta(minutes=3)) == {"refunds": 0, "collections": 0}

@@ -26,7 +26,16 @@ SLACK = timedelta(seconds=100)
 #: What ``sending.STRANDED_AFTER`` allows a send to stay unresolved after a worker died.
 STRANDED = timedelta(minutes=5)
 
-INFORMATIVE = ("waiting", "slots", "appointments", "offers", "notifications", "charges")
+INFORMATIVE = (
+    "waiting",
+    "slots",
+    "appointments",
+    "no_shows",
+    "offers",
+    "notifications",
+    "charges",
+    "reminders_sent",
+)
 
 
 @dataclass
@@ -48,8 +57,18 @@ def _rows(conn: sa.Connection, query: str, **params: Any) -> list[Any]:
     return [tuple(r) for r in conn.execute(sa.text(query), params)]
 
 
-def check(engine: sa.Engine, twilio: FakeTwilio, smtp: SmtpServer, stripe: FakeStripe) -> Tally:
-    """Read everything once and count each kind of broken promise."""
+def check(
+    engine: sa.Engine,
+    twilio: FakeTwilio,
+    smtp: SmtpServer,
+    stripe: FakeStripe,
+    queued_jobs: set[str] | None = None,
+) -> Tally:
+    """Read everything once and count each kind of broken promise.
+
+    ``queued_jobs``: ids of the jobs still waiting in Redis (a send whose job is queued
+    behind a backlog is waiting, not lost).
+    """
     tally = Tally()
     with engine.connect() as conn:
         now = conn.execute(sa.text("SELECT now()")).scalar_one()
@@ -57,7 +76,7 @@ def check(engine: sa.Engine, twilio: FakeTwilio, smtp: SmtpServer, stripe: FakeS
             tally.counts[name] = conn.execute(sa.text(query)).scalar_one()
         _bookings(conn, tally, now)
         _offers(conn, tally, now)
-        _notifications(conn, tally, now, twilio, smtp)
+        _notifications(conn, tally, now, twilio, smtp, queued_jobs or set())
         _charges(conn, tally, stripe)
         _audit(conn, tally)
         _reminders(conn, tally, now)
@@ -70,6 +89,8 @@ _COUNTS = {
     "offers": "SELECT count(*) FROM offer",
     "notifications": "SELECT count(*) FROM notification",
     "charges": "SELECT count(*) FROM charge",
+    "no_shows": "SELECT count(*) FROM appointment WHERE status = 'no_show'",
+    "reminders_sent": "SELECT count(*) FROM reminder WHERE status = 'sent'",
 }
 
 _ACTIVE = "a.status NOT IN ('cancelled', 'no_show')"
@@ -95,14 +116,17 @@ def _bookings(conn: sa.Connection, tally: Tally, now: Any) -> None:
             f" ON a.slot_id = s.id AND {_ACTIVE} WHERE s.status <> 'booked'",
         ),
     )
-    # A hold without its offer and charge, or one left standing long past its expiry.
+    # A hold without its (still pending) offer and its charge, or one left standing long
+    # past its expiry.
     tally.add(
         "ghost_hold",
         _rows(
             conn,
             "SELECT s.id FROM slot s WHERE s.status = 'held' AND (s.hold_offer_id IS NULL"
             " OR s.hold_expires_at IS NULL OR s.hold_expires_at < :stale"
-            " OR NOT EXISTS (SELECT 1 FROM charge c WHERE c.offer_id = s.hold_offer_id))",
+            " OR NOT EXISTS (SELECT 1 FROM charge c WHERE c.offer_id = s.hold_offer_id)"
+            " OR NOT EXISTS (SELECT 1 FROM offer o WHERE o.id = s.hold_offer_id"
+            " AND o.status = 'pending'))",
             stale=now - SLACK,
         ),
     )
@@ -170,7 +194,12 @@ def _offers(conn: sa.Connection, tally: Tally, now: Any) -> None:
 
 
 def _notifications(
-    conn: sa.Connection, tally: Tally, now: Any, twilio: FakeTwilio, smtp: SmtpServer
+    conn: sa.Connection,
+    tally: Tally,
+    now: Any,
+    twilio: FakeTwilio,
+    smtp: SmtpServer,
+    queued_jobs: set[str],
 ) -> None:
     attempts = {
         row[0]: row[1:]
@@ -222,7 +251,7 @@ def _notifications(
     lost, waiting = [], []
     for (notification_id,) in pending:
         live = live_by_notification.get(notification_id, [])
-        if any(_still_moving(a, now) for a in live):
+        if any(_still_moving(a, now, queued_jobs) for a in live):
             waiting.append(notification_id)
         else:
             lost.append((notification_id, [a[1] for a in live]))
@@ -239,10 +268,11 @@ def _notifications(
     )
 
 
-def _still_moving(attempt: tuple[Any, ...], now: Any) -> bool:
-    _id, status, not_before, claimed_at, deadline = attempt
+def _still_moving(attempt: tuple[Any, ...], now: Any, queued_jobs: set[str]) -> bool:
+    attempt_id, status, not_before, claimed_at, deadline = attempt
     if status == "queued":
-        return not_before is None or not_before > now - SLACK
+        due_recently = not_before is None or not_before > now - SLACK
+        return due_recently or f"notify-attempt-{attempt_id}" in queued_jobs
     if status == "sending":
         return claimed_at is not None and claimed_at > now - STRANDED - SLACK
     return deadline is None or deadline > now - SLACK  # sent: the receipt may still come
@@ -273,6 +303,13 @@ def _charges(conn: sa.Connection, tally: Tally, stripe: FakeStripe) -> None:
         " WHERE a.offer_id = c.offer_id)",
     )
     tally.add("paid_without_booking", kept)
+    # Every payment Stripe took is in the ledger (as a success, then maybe a refund).
+    recorded = {
+        str(row[0])
+        for row in _rows(conn, "SELECT charge_id FROM charge_entry WHERE status = 'succeeded'")
+    }
+    paid_charges = {str(s.get("metadata", {}).get("charge_id")) for s in paid_sessions}
+    tally.add("payment_unrecorded", sorted(paid_charges - recorded))
     tally.counts["deposits_paid_at_provider"] = len(paid_offers)
 
 
@@ -381,6 +418,7 @@ def tally_line(faults: int, operations: int, tally: Tally, extra: dict[str, Any]
         "charged_twice",
         "provider_charged_twice",
         "paid_without_booking",
+        "payment_unrecorded",
         "unaudited",
         "reminder_lost",
         "reminder_stale",

@@ -52,7 +52,9 @@ class PrivatePostgres:
         command = [str(self.bin / args[0]), *args[1:]]
         if self.as_user:
             command = ["runuser", "-u", self.as_user, "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {done.stderr.decode(errors='replace')}")
 
     def init(self) -> PrivatePostgres:
         self.workdir.mkdir(parents=True, exist_ok=True)

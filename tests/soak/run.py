@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -24,11 +25,12 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
+from portal.queue import QUEUES
 from tests.fakes.redis_server import PrivateRedis
 from tests.fakes.smtp_server import SmtpServer, free_port
 from tests.fakes.stripe_server import FakeStripe
 from tests.soak.checker import Tally, check, tally_line
-from tests.soak.cluster import PORTAL, Cluster
+from tests.soak.cluster import PORTAL, ROOT, Cluster
 from tests.soak.engines import PrivatePostgres
 from tests.soak.workload import FROM_NUMBER, ChaoticTwilio, Clients, Stats, World, phone
 
@@ -64,6 +66,7 @@ class Faults:
         self.cluster, self.redis, self.postgres = cluster, redis, postgres
         self.twilio, self.smtp = twilio, smtp
         self.seconds = seconds
+        self.burst: Callable[[], None] | None = None
         self.outage = min(30.0, max(8.0, seconds / 8))
         self.injected: Counter[str] = Counter()
         self.stop = threading.Event()
@@ -116,6 +119,10 @@ class Faults:
     # --- the faults -----------------------------------------------------------------
 
     def web_worker_kill9(self) -> None:
+        """A gunicorn worker dies while requests are in flight (a burst keeps it busy)."""
+        if self.burst is not None:
+            threading.Thread(target=self.burst, daemon=True).start()
+            time.sleep(0.15)
         self.cluster.kill9_child("web")
 
     def _busy_worker(self, timeout: float = 10) -> str:
@@ -239,7 +246,7 @@ def _seed(database_url: str, redis_url: str, secret: str, base_url: str) -> tupl
                 phone_raw=phone(i),
                 phone_e164=phone(i),
                 email=f"regular{i}@example.test",
-                deposit_required=i % 5 == 0,
+                deposit_required=i % 3 == 0,
             )
             patient_ids.append(patient.id)
             for service in services:
@@ -278,6 +285,43 @@ def _sweeper(cluster: Cluster, stop: threading.Event, stats: Stats) -> None:
             stats.count("sweep_no_shows", None)
 
 
+def _waiting_jobs(redis_url: str) -> set[str]:
+    """Ids of the jobs still queued, scheduled or running in Redis."""
+    from redis import Redis
+    from rq import Queue
+
+    connection = Redis.from_url(redis_url)
+    try:
+        ids: set[str] = set()
+        for name in QUEUES:
+            queue = Queue(name, connection=connection)
+            ids.update(queue.job_ids)
+            ids.update(queue.scheduled_job_registry.get_job_ids())
+            ids.update(queue.started_job_registry.get_job_ids())
+        return ids
+    finally:
+        connection.close()
+
+
+def _settle(redis_url: str, most: float, least: float = 30.0) -> None:
+    """Wait ``least`` seconds, then until nothing waits to run now (at most ``most``)."""
+    from redis import Redis
+    from rq import Queue
+
+    started = time.monotonic()
+    connection = Redis.from_url(redis_url)
+    try:
+        while time.monotonic() - started < most:
+            time.sleep(2)
+            if time.monotonic() - started < least:
+                continue
+            backlog = sum(Queue(name, connection=connection).count for name in QUEUES)
+            if backlog == 0:
+                return
+    finally:
+        connection.close()
+
+
 def run_soak(seconds: float, settle: float | None = None, keep: Path | None = None) -> Result:
     """Run the soak for ``seconds`` of workload under faults; check; return the tally."""
     base_dir = Path(tempfile.mkdtemp(prefix="portal-soak-")) if keep is None else keep
@@ -285,7 +329,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
     os.chmod(base_dir, 0o755)  # noqa: S103 (the postgres user must reach its cluster)
     logdir = base_dir / "logs"
     logdir.mkdir(exist_ok=True)
-    settle = settle if settle is not None else min(90.0, max(45.0, seconds / 6))
+    settle = settle if settle is not None else min(150.0, max(60.0, seconds / 4))
     postgres = PrivatePostgres(base_dir).init().start()
     database_url = postgres.create_database("portal")
     redis = PrivateRedis(base_dir).start()
@@ -296,6 +340,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
     stripe = FakeStripe(webhook_secret=STRIPE_WEBHOOK_SECRET).start()
     secret = secrets.token_urlsafe(48)
     cluster: Cluster | None = None
+    passed = False
     try:
         world, token = _seed(database_url, redis.url, secret, base_url)
         for noisy in ("mail.log", "alembic", "portal", "rq"):
@@ -308,6 +353,10 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
             "PUBLIC_BASE_URL": base_url,
             "RATELIMIT_ENABLED": "false",
             "PYTHONUNBUFFERED": "1",
+            # This checkout's code, even when the venv's editable install points elsewhere.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_FROM_NUMBER": FROM_NUMBER,
@@ -328,6 +377,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
             base_url, token, world, twilio, smtp, stripe, stats, AUTH_TOKEN, SEED_PATIENTS
         )
         faults = Faults(cluster, redis, postgres, twilio, smtp, seconds)
+        faults.burst = clients.burst
         stop_sweeps = threading.Event()
         sweeper = threading.Thread(target=_sweeper, args=(cluster, stop_sweeps, stats), daemon=True)
         clients.start()
@@ -338,11 +388,11 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
         clients.join()
         stop_sweeps.set()
         sweeper.join(timeout=90)
-        time.sleep(settle)  # the sweeps and receipts finish what the faults interrupted
+        _settle(redis.url, settle)  # the sweeps and receipts finish what the faults interrupted
         twilio.wait_idle(timeout=30)
         engine = sa.create_engine(database_url)
         try:
-            tally = check(engine, twilio, smtp, stripe)
+            tally = check(engine, twilio, smtp, stripe, _waiting_jobs(redis.url))
         finally:
             engine.dispose()
         exits = cluster.unplanned_exits()
@@ -359,7 +409,7 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
             "provider_sends": len(twilio.created) + len(smtp.handler.messages),
         }
         line = tally_line(sum(faults.injected.values()), stats.operations, tally, extra)
-        ok = not tally.violations and not any(broken.values())
+        ok = passed = not tally.violations and not any(broken.values())
         return Result(line, ok, tally, faults.injected, stats, logdir, exits)
     finally:
         if cluster is not None:
@@ -369,6 +419,8 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
         stripe.stop()
         redis.stop()
         postgres.stop()
+        if keep is None and passed:
+            shutil.rmtree(base_dir, ignore_errors=True)
 
 
 def describe(result: Result) -> str:
@@ -385,7 +437,7 @@ def describe(result: Result) -> str:
     crashed = {name: codes for name, codes in result.exits.items() if codes}
     if crashed:
         lines.append(f"unplanned exits (exit codes): {crashed}")
-    if result.logdir:
+    if result.logdir and result.logdir.exists():
         lines.append(f"logs: {result.logdir}")
     return "\n".join(lines)
 

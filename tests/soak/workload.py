@@ -51,19 +51,19 @@ class ChaoticTwilio(FakeTwilio):
         if time.monotonic() < self.outage_until:
             return Behaviour("ok", delay=6, duplicate=True, shuffle=True)
         roll = random.random()
-        if roll < 0.06:
-            return Behaviour("ok", delay=6)  # accepted, but the client times out first
-        if roll < 0.11:
+        if roll < 0.03:
+            return Behaviour("ok", delay=4)  # accepted, but the client times out first
+        if roll < 0.07:
             return Behaviour("accept_then_500", duplicate=True, shuffle=True)
-        if roll < 0.15:
+        if roll < 0.10:
             return Behaviour("fail", 500, 20500)
-        if roll < 0.18:
+        if roll < 0.12:
             return Behaviour("fail", 429, 20429)
-        if roll < 0.24:
+        if roll < 0.17:
             return Behaviour(callbacks=("sent", "undelivered"), error_code="30003", duplicate=True)
-        if roll < 0.30:
+        if roll < 0.21:
             return Behaviour(callbacks=())  # no receipt ever: the deadline must escalate
-        return Behaviour(duplicate=True, shuffle=True, delay=random.choice((0, 0, 0.5, 1.5)))
+        return Behaviour(duplicate=True, shuffle=True, delay=random.choice((0, 0, 0, 0.3, 1.0)))
 
     def emit(self, created: Created, behaviour: Behaviour) -> None:
         super().emit(created, behaviour)
@@ -164,6 +164,7 @@ class Clients:
         self._seen_sessions: set[str] = set()
         self._handled_links: set[str] = set()
         self.threads: list[threading.Thread] = []
+        self._late_payers: list[threading.Timer] = []
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -205,20 +206,23 @@ class Clients:
         return run
 
     def join(self) -> None:
+        """Stop the clients; late payers still pay (within a minute) before this returns."""
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=30)
+        for timer in list(self._late_payers):
+            timer.join(timeout=90)
 
     # --- the practice's system and the front desk (API) ------------------------------
 
     def _api_loop(self) -> None:
         actions = [
-            (self.open_slot, 1.2),
+            (self.open_slot, 0.8),
             (self.new_waitlisted_patient, 1),
             (self.staff_book, 2),
             (self.release, 1.5),
             (self.cancel, 1),
-            (self.check_in, 1.5),
+            (self.check_in, 0.7),
             (self.near_booking, 1.2),
             (self.read, 1),
         ]
@@ -317,6 +321,14 @@ class Clients:
         if response is not None and response.status_code == 201:
             self.world.add("near_appointment_ids", response.json()["id"])
             self.world.add("appointment_ids", response.json()["id"])
+
+    def burst(self, n: int = 12) -> None:
+        """Many reads at once, so a web worker killed now dies mid-request."""
+        threads = [threading.Thread(target=self.read, daemon=True) for _ in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
 
     def read(self) -> None:
         slot_id = self.world.pick("slot_ids")
@@ -468,18 +480,31 @@ class Clients:
             sessions = [s for s in self.stripe.sessions if s not in self._seen_sessions]
         for session_id in sessions:
             self._seen_sessions.add(session_id)
-            if random.random() < 0.25:
+            roll = random.random()
+            if roll < 0.2:
                 continue  # never pays: the hold lapses
-            payload, signature = self.stripe.sign(self.stripe.complete(session_id))
-            for _ in range(1 + (random.random() < 0.3)):
-                self.request(
+            if roll < 0.4:  # pays after the hold lapsed: the payment must be refunded
+                timer = threading.Timer(60, self._pay, args=(session_id,))
+                self._late_payers.append(timer)
+                timer.start()
+                continue
+            self._pay(session_id)
+        time.sleep(1.0)
+
+    def _pay(self, session_id: str) -> None:
+        payload, signature = self.stripe.sign(self.stripe.complete(session_id))
+        for _ in range(1 + (random.random() < 0.3)):  # Stripe may deliver an event twice
+            for _retry in range(30):  # and retries while the endpoint fails, as Stripe does
+                response = self.request(
                     "stripe_webhook",
                     "POST",
                     "/webhooks/stripe",
                     data=payload,
                     headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
                 )
-        time.sleep(1.0)
+                if response is not None and response.status_code < 500:
+                    break
+                time.sleep(1.0)
 
     def _receipt_replayer(self) -> None:
         time.sleep(5)
