@@ -144,6 +144,7 @@ def test_filters_by_entity_actor_action_and_local_dates(client: FlaskClient) -> 
         "to=0001-01-01",
         "after=garbage",
         "after=1_2_3",
+        "after=99999999999999999_999999999999999999",
         "from=2026-12-01&to=2026-11-01",
         "actor_id=%00x",
     ],
