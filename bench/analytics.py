@@ -22,7 +22,8 @@ It then prints, each as the median of ``--runs`` runs:
 - the audit log's first page, a page a million events deep, and the first page filtered
   by entity, actor, action and a date range; ``GET /staff/audit`` end to end;
 
-and ``EXPLAIN (ANALYZE, BUFFERS)`` of the heaviest analytics query and the deep audit page.
+and ``EXPLAIN (ANALYZE, BUFFERS)`` of the release, offer and message aggregates and of two
+audit pages (the deepest one and one entity's history).
 No rollup table is used: the figures come from the live tables through the indexes of
 migration 0400 (``slot.opened_at``, ``appointment.slot_id``/``starts_at``,
 ``offer.created_at``, ``notification.created_at``, ``charge.created_at``, and the audit
@@ -395,7 +396,7 @@ def report(app, runs: int) -> None:
         sql = sa.text(getattr(analytics, name))
         med, worst = timed(lambda q=sql: db.session.execute(q, params).all(), runs)
         print(f"  {name:<62} {med:8.1f} / {worst:8.1f}")
-    for name in ("_RELEASES", "_OFFERS"):
+    for name in ("_RELEASES", "_OFFERS", "_MESSAGES"):
         print(f"\nplan of analytics.{name} (last 28 days):")
         print(explain(getattr(analytics, name), params))
     q = audit_log.scoped(audit_log.AuditFilter(zone=zone), is_admin=True)
