@@ -17,6 +17,9 @@ from portal.queue import JOBS, QUEUES, redis_connection
 
 log = logging.getLogger(__name__)
 
+#: The template folders jobs render messages from (pages are the web's business).
+MESSAGE_TEMPLATES = ("sms/", "emails/", "voice/")
+
 
 class PortalWorker(Worker):
     """A forking worker whose work-horses never reuse the parent's DB connections."""
@@ -66,8 +69,8 @@ def preload_jobs() -> None:
     """
     for spec in JOBS.values():
         importlib.import_module(spec.path.rpartition(".")[0])
-    env = current_app.jinja_env  # messages are rendered from templates: compile them once
-    for name in env.list_templates(filter_func=lambda n: n.endswith((".txt", ".html", ".xml"))):
+    env = current_app.jinja_env  # jobs render messages from these: compile them once
+    for name in env.list_templates(filter_func=lambda n: n.startswith(MESSAGE_TEMPLATES)):
         env.get_template(name)
 
 
