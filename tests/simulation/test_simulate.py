@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import psycopg
 import pytest
@@ -19,9 +20,11 @@ from portal.simulation.scratch import PREFIX, LiveDatabaseRefused, refuse_live
 
 
 def _scratch_databases(url: str) -> list[str]:
+    """This process's scratch databases (others may be simulating on the same server)."""
     with psycopg.connect(**_psycopg_kwargs(url, "postgres"), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            (f"{PREFIX}{os.getpid()}\\_%",),
         ).fetchall()
     return [name for (name,) in rows]
 
