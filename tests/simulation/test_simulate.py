@@ -19,15 +19,12 @@ from portal.simulation.figures import KEYS
 from portal.simulation.scratch import PREFIX, LiveDatabaseRefused, refuse_live
 
 
-def _own_pattern() -> str:
-    """LIKE pattern of this process's scratch databases (others may run meanwhile)."""
-    return f"{PREFIX}{os.getpid()}".replace("_", r"\_") + r"\_%"
-
-
 def _scratch_databases(url: str) -> list[str]:
+    """This process's scratch databases (others may be simulating on the same server)."""
     with psycopg.connect(**_psycopg_kwargs(url, "postgres"), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (_own_pattern(),)
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            (f"{PREFIX}{os.getpid()}\\_%",),
         ).fetchall()
     return [name for (name,) in rows]
 
