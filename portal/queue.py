@@ -30,7 +30,9 @@ from portal.db import db, now_utc
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("filling", "notifications", "default")
+#: Workers take the first non-empty queue in this order. The periodic safety nets come
+#: first: behind a backlog of sends they would run minutes late, just when needed.
+QUEUES = ("sweeps", "filling", "notifications", "default")
 _PENDING = "portal_after_commit"
 
 #: Receives enqueues instead of Redis while set (the fill simulation runs jobs itself,
@@ -65,7 +67,7 @@ JOBS: dict[str, JobSpec] = {
     "fill_slot": JobSpec("jobs.filling.fill_slot", "filling"),
     "expire_wave": JobSpec("jobs.filling.expire_wave", "filling"),
     "expire_hold": JobSpec("jobs.filling.expire_hold", "filling"),
-    "reconcile": JobSpec("jobs.filling.reconcile", "filling", timeout=120, every=60),
+    "reconcile": JobSpec("jobs.filling.reconcile", "sweeps", timeout=120, every=60),
     "send_attempt": JobSpec(
         "jobs.notify.send_attempt",
         "notifications",
@@ -73,10 +75,10 @@ JOBS: dict[str, JobSpec] = {
         retry=(3, [10, 30, 60]),
         job_id=send_job_id,
     ),
-    "dispatch_due": JobSpec("jobs.notify.dispatch_due", "notifications", timeout=120, every=30),
+    "dispatch_due": JobSpec("jobs.notify.dispatch_due", "sweeps", timeout=120, every=30),
     "send_reminder": JobSpec("jobs.reminders.send_reminder", "notifications", timeout=60),
     "dispatch_reminders": JobSpec(
-        "jobs.reminders.dispatch_reminders", "notifications", timeout=120, every=60
+        "jobs.reminders.dispatch_reminders", "sweeps", timeout=120, every=60
     ),
     "sweep_no_shows": JobSpec("jobs.noshow.sweep_no_shows", "filling", timeout=240, every=300),
     "collect_charge": JobSpec(
@@ -93,9 +95,9 @@ JOBS: dict[str, JobSpec] = {
         retry=(5, [10, 30, 60, 300, 900]),
         job_id=lambda charge_id: f"refund-charge-{charge_id}",
     ),
-    "settle_payments": JobSpec("jobs.payments.settle_payments", "default", timeout=120, every=60),
+    "settle_payments": JobSpec("jobs.payments.settle_payments", "sweeps", timeout=120, every=60),
     "close_ended_outreach": JobSpec(
-        "jobs.outreach.close_ended_outreach", "default", timeout=60, every=60
+        "jobs.outreach.close_ended_outreach", "sweeps", timeout=60, every=60
     ),
 }
 

@@ -38,7 +38,7 @@ def _scheduled(redis: PrivateRedis) -> bool:
     connection = Redis.from_url(redis.url)
     try:
         return bool(CronScheduler.all(connection=connection)) and (
-            Queue("notifications", connection=connection).count > 0
+            Queue("sweeps", connection=connection).count > 0
         )
     except Exception:
         return False
@@ -75,3 +75,15 @@ def test_cron_survives_redis_restarting_empty(database_url: str, tmp_path: Path)
             cron.kill()
             cron.wait(timeout=5)
         redis.stop()
+
+
+def test_the_safety_nets_never_wait_behind_a_backlog_of_sends() -> None:
+    """Found by the soak: ``dispatch_due`` shared the notifications queue with the sends,
+    so under a backlog the sweep that re-enqueues lost sends ran every few minutes, not
+    every 30 s. Workers take queues in order: the sweeps' queue comes first."""
+    from portal.queue import JOBS, QUEUES
+
+    sweeps = {name: spec.queue for name, spec in JOBS.items() if spec.every and spec.every <= 60}
+    assert set(sweeps) >= {"reconcile", "dispatch_due", "dispatch_reminders", "settle_payments"}
+    assert set(sweeps.values()) == {QUEUES[0]}
+    assert all(spec.queue != QUEUES[0] for spec in JOBS.values() if spec.every is None)

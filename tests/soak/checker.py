@@ -35,6 +35,7 @@ INFORMATIVE = (
     "notifications",
     "charges",
     "reminders_sent",
+    "deposits_paid_at_provider",
 )
 
 
@@ -426,5 +427,5 @@ def tally_line(faults: int, operations: int, tally: Tally, extra: dict[str, Any]
     parts = [f"faults={faults}", f"operations={operations}"]
     parts += [f"{k}={tally.counts[k]}" for k in keys]
     parts += [f"{k}={v}" for k, v in extra.items()]
-    parts += [f"{k}={tally.counts[k]}" for k in (*INFORMATIVE, "deposits_paid_at_provider")]
+    parts += [f"{k}={tally.counts[k]}" for k in INFORMATIVE]
     return " ".join(parts)

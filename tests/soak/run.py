@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import requests
@@ -442,4 +441,4 @@ def describe(result: Result) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Result", "describe", "run_soak", "timedelta"]
+__all__ = ["Result", "describe", "run_soak"]

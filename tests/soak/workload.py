@@ -220,15 +220,15 @@ class Clients:
             (self.open_slot, 0.8),
             (self.new_waitlisted_patient, 1),
             (self.staff_book, 2),
-            (self.release, 1.5),
+            (self.release, 1),
             (self.cancel, 1),
             (self.check_in, 0.7),
-            (self.near_booking, 1.2),
+            (self.near_booking, 0.8),
             (self.read, 1),
         ]
         action = random.choices([a for a, _ in actions], weights=[w for _, w in actions])[0]
         action()
-        time.sleep(random.uniform(0.1, 0.5))
+        time.sleep(random.uniform(0.3, 0.9))
 
     def open_slot(self) -> None:
         start = _aligned(datetime.now(UTC) + timedelta(hours=random.uniform(3, 72)))
