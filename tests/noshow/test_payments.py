@@ -297,3 +297,28 @@ def test_refunds_and_fees_whose_jobs_redis_lost_are_settled_by_the_sweep(
     assert [r["amount"] for r in stripe.refunds] == [5000]
     assert [i["amount"] for i in stripe.intents.values()] == [40000]
     assert settle_payments(now_utc() + timedelta(minutes=3)) == {"refunds": 0, "collections": 0}
+
+
+def test_a_payment_for_a_hold_whose_offer_was_withdrawn_is_refunded_not_refused(
+    client: FlaskClient, stripe: FakeStripe
+) -> None:
+    """The patient was booked elsewhere (their held offer withdrawn) before their payment
+    landed: the payment is recorded and refunded. (The soak saw a late payment's webhook
+    refused with 409 `slot_filled`; this case is not its cause, which is still open.)"""
+    slot, patient, offer, charge = _held()
+    _pay(client, offer)
+    elsewhere = f.slot(
+        start_at=slot.start_at + timedelta(hours=3),
+        practitioner=slot.practitioner,
+        service=slot.service,
+    )
+    booking.book_slot(elsewhere.id, patient, source=AppointmentSource.STAFF, actor=SYSTEM)
+    db.session.commit()
+
+    response = _deliver(client, stripe, stripe.complete(_session_id(stripe)))
+    assert response.status_code == 200 and response.json["outcome"] == "refunding"
+    assert refund_charge(charge.id) == "refunded"
+    db.session.expire_all()
+    assert ledger.status_of(charge.id) == ChargeStatus.REFUNDED
+    assert [r["amount"] for r in stripe.refunds] == [5000]
+    assert_consistent()
