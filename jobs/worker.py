@@ -24,6 +24,14 @@ MESSAGE_TEMPLATES = ("sms/", "emails/", "voice/")
 class PortalWorker(Worker):
     """A forking worker whose work-horses never reuse the parent's DB connections."""
 
+    #: Set when a stop signal (SIGTERM/SIGINT, or RQ's shutdown command) arrived, so the
+    #: loop in ``run_worker`` can tell "asked to stop" from "Redis went away".
+    stop_signalled: bool = False
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
+
     def perform_job(self, job: Any, queue: Queue) -> bool:
         # Runs in the forked child: sockets inherited from the parent must not be used.
         db.engine.dispose(close=False)
@@ -50,9 +58,10 @@ def run_worker(app: Flask, *, burst: bool = False, with_scheduler: bool = True) 
                 if burst:
                     raise
                 log.warning("worker lost Redis (%s)", type(exc).__name__)
-            # RQ does not say why work() returned; a stop signal and a lost Redis look
-            # alike. Redis answering means we were asked to stop (or have nothing to do).
-            if burst or _redis_answers(connection):
+            # RQ does not say why work() returned: only a stop signal ends the process.
+            # Anything else was Redis going away, even when it answers again already
+            # (a fast restart): then a new worker starts at once.
+            if burst or worker.stop_signalled:
                 return
             log.warning("worker lost Redis; starting a new one once Redis answers")
             while not _redis_answers(connection):
