@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from flask_migrate import upgrade
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
@@ -48,11 +48,14 @@ def _scratch_app(url: str, live_url: str) -> Flask:
     from portal import create_app
 
     refuse_live(url, live_url)
+    # Flask-Limiter keeps one storage for the process, replaced by every init_app: a
+    # scratch app must leave the serving app's counters where they are (its own never count).
+    storage = current_app.config["RATELIMIT_STORAGE_URI"] if has_app_context() else "memory://"
     return create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
             "REDIS_URL": "",
-            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_STORAGE_URI": storage,
             "TWILIO_ACCOUNT_SID": "",
             "TWILIO_AUTH_TOKEN": "",
             "TWILIO_FROM_NUMBER": "",

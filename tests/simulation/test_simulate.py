@@ -9,6 +9,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from portal.commands.simulate import simulate_command
 from portal.db import db
@@ -96,3 +97,18 @@ def test_unknown_policies_are_refused_before_anything_is_built(runner) -> None:
     result = runner.invoke(simulate_command, ["--days", "1", "--policies", "firehose"])
     assert result.exit_code == 2
     assert "choose from broadcast, sequential, waves, learned" in result.output
+
+
+def test_a_scratch_app_leaves_the_rate_limit_counters_in_redis(app: Flask) -> None:
+    """Flask-Limiter has one storage per process; a scratch app swapped it for memory."""
+    from portal.extensions import limiter
+    from portal.simulation import _scratch_app
+
+    live = app.config["SQLALCHEMY_DATABASE_URI"]
+    scratch = (
+        make_url(live)
+        .set(database=f"{PREFIX}{os.getpid()}_limiter")
+        .render_as_string(hide_password=False)
+    )
+    _scratch_app(scratch, live)
+    assert type(limiter.storage).__name__ == "RedisStorage"
