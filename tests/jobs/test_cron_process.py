@@ -7,9 +7,6 @@ deployment the periodic safety nets (``reconcile``, ``dispatch_due``) stop with 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,20 +14,8 @@ from redis import Redis
 from rq import Queue
 from rq.cron import CronScheduler
 
-from tests.conftest import TEST_SECRET
 from tests.fakes.redis_server import PrivateRedis
-
-ROOT = Path(__file__).resolve().parents[2]
-PORTAL = str(Path(sys.executable).parent / "portal")
-
-
-def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
+from tests.jobs.processes import start_portal, stop, wait_for
 
 
 def _scheduled(redis: PrivateRedis) -> bool:
@@ -48,32 +33,18 @@ def _scheduled(redis: PrivateRedis) -> bool:
 
 def test_cron_survives_redis_restarting_empty(database_url: str, tmp_path: Path) -> None:
     redis = PrivateRedis(tmp_path).start()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis.url,
-        "SECRET_KEY": TEST_SECRET,
-    }
     log = tmp_path / "cron.log"
-    with log.open("wb") as out:
-        cron = subprocess.Popen(
-            [PORTAL, "cron"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    cron = start_portal("cron", database_url, redis, log)
     try:
-        assert _wait(lambda: _scheduled(redis), 30), log.read_text()[-2000:]
+        assert wait_for(lambda: _scheduled(redis), 30), log.read_text()[-2000:]
         redis.stop()  # every queued job and the scheduler's registration are gone
         time.sleep(3)
         assert cron.poll() is None, "cron exited while Redis was down:\n" + log.read_text()[-2000:]
         redis.start()
-        assert _wait(lambda: _scheduled(redis), 30), log.read_text()[-2000:]
+        assert wait_for(lambda: _scheduled(redis), 30), log.read_text()[-2000:]
         assert cron.poll() is None
     finally:
-        cron.terminate()
-        try:
-            cron.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            cron.kill()
-            cron.wait(timeout=5)
+        stop(cron)
         redis.stop()
 
 

@@ -7,10 +7,7 @@ was left with one worker fewer.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,20 +19,8 @@ from rq.job import JobStatus
 
 import jobs.worker as worker_module
 from jobs.worker import PortalWorker, run_worker
-from tests.conftest import TEST_SECRET
 from tests.fakes.redis_server import PrivateRedis
-
-ROOT = Path(__file__).resolve().parents[2]
-PORTAL = str(Path(sys.executable).parent / "portal")
-
-
-def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
+from tests.jobs.processes import start_portal, stop, wait_for
 
 
 def _registered(redis: PrivateRedis) -> bool:
@@ -53,7 +38,7 @@ def _works(redis: PrivateRedis) -> bool:
     connection = Redis.from_url(redis.url)
     try:
         job = Queue("default", connection=connection).enqueue("os.getpid")
-        return _wait(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, 60)
+        return wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, 60)
     finally:
         connection.close()
 
@@ -62,19 +47,10 @@ def test_worker_rides_out_a_fast_redis_restart_and_stops_on_sigterm(
     database_url: str, tmp_path: Path
 ) -> None:
     redis = PrivateRedis(tmp_path).start()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis.url,
-        "SECRET_KEY": TEST_SECRET,
-    }
     log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [PORTAL, "worker"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    worker = start_portal("worker", database_url, redis, log)
     try:
-        assert _wait(lambda: _registered(redis), 60), log.read_text()[-2000:]
+        assert wait_for(lambda: _registered(redis), 60), log.read_text()[-2000:]
         redis.stop()
         redis.start()  # back at once, and empty
         time.sleep(8)  # the old code exited here, with code 0, as if asked to stop
@@ -83,9 +59,7 @@ def test_worker_rides_out_a_fast_redis_restart_and_stops_on_sigterm(
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(timeout=5)
+        stop(worker)
         redis.stop()
 
 
