@@ -126,8 +126,8 @@ def parse_filter(args: Any, zone: str) -> tuple[AuditFilter, list[str]]:
             action = Action(action_raw)
         except ValueError:
             problems.append("Unknown action; showing all.")
-    date_from = _date(args.get("from"), problems, "From")
-    date_to = _date(args.get("to"), problems, "To")
+    date_from = parse_day(args.get("from"), problems, _BAD_DATE.format(label="From"))
+    date_to = parse_day(args.get("to"), problems, _BAD_DATE.format(label="To"))
     if date_from and date_to and date_from > date_to:
         problems.append("The range ends before it starts; the dates were swapped.")
         date_from, date_to = date_to, date_from
@@ -149,8 +149,12 @@ def _int(raw: str | None, problems: list[str], label: str) -> int | None:
     return None
 
 
-def _date(raw: str | None, problems: list[str], label: str) -> date | None:
-    text = _clean(raw)
+_BAD_DATE = "{label} date must look like 2026-11-30; ignored."
+
+
+def parse_day(raw: str | None, problems: list[str], problem: str) -> date | None:
+    """A filter's ISO date (years 2000–2100), or None with ``problem`` noted when it is not."""
+    text = (raw or "").strip()  # a NUL byte makes it no date: named, not dropped silently
     if not text:
         return None
     try:
@@ -158,7 +162,7 @@ def _date(raw: str | None, problems: list[str], label: str) -> date | None:
     except ValueError:
         day = None
     if day is None or not 2000 <= day.year <= 2100:
-        problems.append(f"{label} date must look like 2026-11-30; ignored.")
+        problems.append(problem)
         return None
     return day
 

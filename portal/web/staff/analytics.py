@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from portal.db import db
 from portal.models import Location
 from portal.services import analytics
+from portal.services.audit_log import parse_day
 from portal.services.errors import DomainError
 from portal.web.ids import parse_id
 from portal.web.staff import charts
@@ -44,17 +45,8 @@ SOURCES = {
 
 
 def _day(raw: str | None, problems: list[str], label: str) -> date | None:
-    text = (raw or "").strip()
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        day = None
-    if day is None or not 2000 <= day.year <= 2100:
-        problems.append(f"{label} must be a date like 2026-11-30; the default range is shown.")
-        return None
-    return day
+    problem = f"{label} must be a date like 2026-11-30; the default range is shown."
+    return parse_day(raw, problems, problem)
 
 
 @bp.get("/analytics", endpoint="analytics")
