@@ -10,7 +10,8 @@ the real patient pages in-process (Flask's test client, CSRF on): the winner ope
 their offer and taps Accept, then a loser does the same. For each request it prints the
 number of SQL statements, how many of them ran while the slot row was locked (from the
 winning ``UPDATE slot`` to the commit), the statements by kind, the Redis commands after
-commit, and the top of a cProfile (``--profile N`` rows, 0 for none).
+commit and how long the slot row stayed locked, and the top of a cProfile (``--profile N``
+rows, 0 for none: then nothing is profiled and the times are plain).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class Statements:
 
     all: list[str] = field(default_factory=list)
     locked: int = 0
+    locked_ms: float = 0.0
     _in_lock: bool = False
+    _locked_at: float = 0.0
 
     def on_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.all.append(statement)
@@ -65,8 +68,11 @@ class Statements:
         elif statement.lstrip().upper().startswith("UPDATE SLOT "):
             self._in_lock = True
             self.locked = 1
+            self._locked_at = time.perf_counter()
 
     def on_commit(self, conn: Any) -> None:
+        if self._in_lock:
+            self.locked_ms = 1000 * (time.perf_counter() - self._locked_at)
         self._in_lock = False
 
     def kinds(self) -> Counter[str]:
@@ -146,17 +152,19 @@ def main(argv: list[str] | None = None) -> int:
                 clients.append((who, token, client, csrf.group(1) if csrf else ""))
             for who, token, client, csrf in clients:
                 _run(app, who, client, token, csrf, args.profile, report=number > 0)
-        _time_losers(app, scenes[1].tokens[2 : 2 + args.losers])
+        _time_losers(app, scenes[1].tokens[2 : 2 + args.losers], args.profile)
         with app.app_context():
             db.engine.dispose()
     return 0
 
 
-def _time_losers(app: Flask, tokens: list[str]) -> None:
-    """Mean wall time of opening an offer page and of a late loser's accept (no profiler)."""
+def _time_losers(app: Flask, tokens: list[str], rows: int = 0) -> None:
+    """Mean wall time of opening an offer page and of a late loser's accept (no profiler);
+    with ``rows``, then a profile of the same losers tapping again (our code's share)."""
     if not tokens:
         return
     pages, posts = [], []
+    profiler = cProfile.Profile()
     for token in tokens:
         client = app.test_client()
         with app.app_context():
@@ -168,6 +176,13 @@ def _time_losers(app: Flask, tokens: list[str]) -> None:
             started = time.perf_counter()
             client.post(f"/o/{token}/accept", data={"csrf_token": found.group(1) if found else ""})
             posts.append(time.perf_counter() - started)
+        if rows:
+            with app.app_context():
+                profiler.enable()
+                client.post(
+                    f"/o/{token}/accept", data={"csrf_token": found.group(1) if found else ""}
+                )
+                profiler.disable()
     with app.app_context():
         client = app.test_client()
         started = time.perf_counter()
@@ -180,6 +195,12 @@ def _time_losers(app: Flask, tokens: list[str]) -> None:
         f"late loser's POST accept {1000 * sum(posts) / len(posts):.1f} ms, "
         f"GET /livez {1000 * bare:.2f} ms (means)"
     )
+    if rows:
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+        stats.print_stats("portal/|jinja2|flask_wtf|flask_limiter|itsdangerous", rows)
+        print("\nthe late losers' second tap, profiled (our code and the libraries it calls):")
+        print(out.getvalue())
 
 
 def _run(
@@ -190,9 +211,11 @@ def _run(
     profiler = cProfile.Profile()
     with app.app_context(), counting(db.engine) as seen:
         started = time.perf_counter()
-        profiler.enable()
+        if rows:
+            profiler.enable()
         resp = client.post(f"/o/{token}/accept", data={"csrf_token": csrf})
-        profiler.disable()
+        if rows:
+            profiler.disable()
         took = time.perf_counter() - started
     commands = redis_commands(redis) - before - 1  # less the INFO that read the count
     if not report:
@@ -204,8 +227,9 @@ def _run(
     )
     print(
         f"\n{who}: POST accept -> {resp.status_code} ({outcome})  {took * 1000:.1f} ms "
-        f"in-process under cProfile; {len(seen.all)} SQL statements "
-        f"({seen.locked} while the slot row was locked); {commands} Redis commands"
+        f"in-process{' under cProfile' if rows else ''}; {len(seen.all)} SQL statements "
+        f"({seen.locked} while the slot row was locked, for {seen.locked_ms:.1f} ms); "
+        f"{commands} Redis commands"
     )
     print("  by kind: " + ", ".join(f"{k} {n}" for k, n in seen.kinds().most_common()))
     if rows:

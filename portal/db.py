@@ -6,16 +6,19 @@
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from portal.clock import now_utc
 
-__all__ = ["db", "enum_column", "now_utc"]
+__all__ = ["db", "enum_column", "insert_rows", "now_utc"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -74,3 +77,50 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=now_utc, onupdate=now_utc, nullable=False
     )
+
+
+def insert_rows(
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    returning: Sequence[str] = ("id",),
+    skip_conflicts_on: Sequence[str] | None = None,
+) -> list[sa.Row[Any]]:
+    """Insert many rows in one statement whose text does not grow with them.
+
+    ``INSERT … SELECT unnest(:col_a), unnest(:col_b), …``: one array parameter per
+    column (PostgreSQL unnests same-length arrays side by side, in order), so 5 rows or
+    500 are the same short statement — no statement text the size of the batch to build,
+    parse and send, as a multi-row ``VALUES`` would be. Every row names the same columns;
+    enums go as their values, JSONB as JSON text. ``skip_conflicts_on``: the columns of a
+    unique index whose duplicates are left out (``ON CONFLICT DO NOTHING``). The session
+    is flushed first, so the rows follow whatever the transaction did before. Returns the
+    ``returning`` columns of the rows written, in no particular order.
+    """
+    if not rows:
+        return []
+    db.session.flush()  # what the transaction did before comes first (ids, triggers)
+    names = list(rows[0])
+    columns = []
+    for name in names:
+        column = table.c[name]
+        values = [row[name] for row in rows]
+        if isinstance(column.type, JSONB):
+            texts = [None if v is None else json.dumps(v) for v in values]
+            array = sa.bindparam(f"rows_{name}", texts, type_=ARRAY(sa.Text()))
+            columns.append(sa.cast(sa.func.unnest(array), JSONB).label(name))
+            continue
+        if isinstance(column.type, sa.Enum):
+            values = [None if v is None else getattr(v, "value", v) for v in values]
+            item_type: Any = sa.String()
+        else:
+            item_type = column.type
+        array = sa.bindparam(f"rows_{name}", values, type_=ARRAY(item_type))
+        columns.append(sa.func.unnest(array).label(name))
+    statement = insert(table).from_select(names, sa.select(*columns))
+    if skip_conflicts_on is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+    if returning:
+        return list(db.session.execute(statement.returning(*(table.c[n] for n in returning))).all())
+    db.session.execute(statement)
+    return []

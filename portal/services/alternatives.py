@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from portal.db import db, now_utc
+from portal.db import UTCDateTime, db, now_utc
 from portal.models import Appointment, Closure, Patient, Slot, WaitlistEntry
 from portal.models.enums import INACTIVE_APPOINTMENT_STATUSES, SlotStatus
 from portal.services.settings import settings
@@ -65,11 +65,13 @@ def score_alternative(
     return alt
 
 
-def _bookable_by(
-    patient: Patient, now: datetime, ignoring_appointment_id: int | None = None
-) -> list[sa.ColumnElement[bool]]:
-    """Conditions on ``Slot`` for a slot ``patient`` could book now: open, ahead, clear
-    (of the patient's other appointments but ``ignoring_appointment_id``, one being moved)."""
+def _bookable() -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``Slot`` for a slot a patient could book now: open, ahead, clear (of
+    the patient's other appointments but the one being moved).
+
+    Bound parameters: ``bookable_patient``, ``bookable_now``, ``bookable_ignoring``
+    (an appointment id, 0 for none). Built once: a request only binds values.
+    """
     in_closure = (
         sa.select(Closure.id)
         .where(
@@ -84,15 +86,52 @@ def _bookable_by(
         sa.select(Appointment.id)
         .join(booked, booked.id == Appointment.slot_id)
         .where(
-            Appointment.patient_id == patient.id,
-            Appointment.id != (ignoring_appointment_id or 0),
+            Appointment.patient_id == sa.bindparam("bookable_patient", type_=sa.Integer),
+            Appointment.id != sa.bindparam("bookable_ignoring", type_=sa.Integer),
             Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
             booked.start_at < Slot.end_at,
             booked.end_at > Slot.start_at,
         )
         .exists()
     )
-    return [Slot.status == SlotStatus.OPEN, Slot.start_at > now, ~in_closure, ~patient_busy]
+    return [
+        Slot.status == SlotStatus.OPEN,
+        Slot.start_at > sa.bindparam("bookable_now", type_=UTCDateTime()),
+        ~in_closure,
+        ~patient_busy,
+    ]
+
+
+_BOOKABLE = _bookable()
+
+#: The open slots of a service at a location up to a horizon, soonest first, that a
+#: patient could book instead of ``original``.
+_CANDIDATES = (
+    sa.select(Slot)
+    .where(
+        Slot.service_id == sa.bindparam("service_id", type_=sa.Integer),
+        Slot.location_id == sa.bindparam("location_id", type_=sa.Integer),
+        Slot.id != sa.bindparam("original_id", type_=sa.Integer),
+        Slot.start_at <= sa.bindparam("horizon_end", type_=UTCDateTime()),
+        *_BOOKABLE,
+    )
+    .order_by(Slot.start_at)
+    .limit(sa.bindparam("candidates", type_=sa.Integer))
+)
+
+_STILL_BOOKABLE = sa.select(Slot.id).where(
+    Slot.id == sa.bindparam("slot_id", type_=sa.Integer), *_BOOKABLE
+)
+
+
+def _bookable_params(
+    patient: Patient, now: datetime, ignoring_appointment_id: int | None = None
+) -> dict[str, object]:
+    return {
+        "bookable_patient": patient.id,
+        "bookable_now": now,
+        "bookable_ignoring": ignoring_appointment_id or 0,
+    }
 
 
 def find_alternatives(
@@ -111,16 +150,15 @@ def find_alternatives(
     limit = limit or settings().alternatives_limit
     horizon_end = now + (horizon or timedelta(hours=settings().alternatives_horizon_hours))
     slots = db.session.scalars(
-        sa.select(Slot)
-        .where(
-            Slot.service_id == original.service_id,
-            Slot.location_id == original.location_id,
-            Slot.id != original.id,
-            Slot.start_at <= horizon_end,
-            *_bookable_by(patient, now, ignoring_appointment_id),
-        )
-        .order_by(Slot.start_at)
-        .limit(max(50, limit))
+        _CANDIDATES,
+        {
+            "service_id": original.service_id,
+            "location_id": original.location_id,
+            "original_id": original.id,
+            "horizon_end": horizon_end,
+            "candidates": max(50, limit),
+            **_bookable_params(patient, now, ignoring_appointment_id),
+        },
     ).all()
     weights = settings().alternative_weights
     scored = [score_alternative(s, original, entry, patient.timezone, weights) for s in slots]
@@ -130,10 +168,8 @@ def find_alternatives(
 
 def still_bookable(slot: Slot, patient: Patient, now: datetime | None = None) -> bool:
     """Whether ``patient`` could book ``slot`` itself now (after their offer of it ended)."""
-    found = db.session.scalar(
-        sa.select(Slot.id).where(Slot.id == slot.id, *_bookable_by(patient, now or now_utc()))
-    )
-    return found is not None
+    params = {"slot_id": slot.id, **_bookable_params(patient, now or now_utc())}
+    return db.session.scalar(_STILL_BOOKABLE, params) is not None
 
 
 def is_alternative_for(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any
 
-from portal.db import db
+from portal.db import db, insert_rows, now_utc
 from portal.models import AuditEvent
 from portal.models.enums import ActorType
 
@@ -196,3 +197,37 @@ def record(
     )
     db.session.add(event)
     return event
+
+
+def record_each(
+    actor: Actor,
+    action: Action,
+    entities: Sequence[Any],
+    *,
+    after: Callable[[Any], dict[str, Any] | None] | None = None,
+) -> None:
+    """``record`` for many saved entities at once, in one statement (``insert_rows``).
+
+    ``after`` gives each entity's ``after`` snapshot. Events are written in the
+    entities' order.
+    """
+    if not isinstance(action, Action):
+        raise TypeError(f"audit actions are Action members, not {action!r}")
+    now = now_utc()
+    insert_rows(
+        AuditEvent.__table__,
+        [
+            {
+                "occurred_at": now,
+                "actor_type": actor.type,
+                "actor_id": actor.id,
+                "action": action.value,
+                "entity_type": type(entity).__tablename__,
+                "entity_id": entity.id,
+                "before": None,
+                "after": _json_safe(after(entity)) if after is not None else None,
+            }
+            for entity in entities
+        ],
+        returning=(),
+    )

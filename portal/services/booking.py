@@ -31,7 +31,7 @@ from portal.models.enums import (
 )
 from portal.queue import schedule
 from portal.services import presentation
-from portal.services.audit import Action, Actor, record, snapshot
+from portal.services.audit import Action, Actor, record, record_each, snapshot
 from portal.services.errors import Conflict, DomainError, NotFound
 from portal.services.notify import Message, queue_notification, queue_notifications
 from portal.services.offers import update_offers
@@ -383,8 +383,9 @@ def withdraw_pending_offers(
             sa.select(Patient).where(Patient.id.in_([o.patient_id for o in told]))
         )
     }
-    for offer in withdrawn:
-        record(actor, Action.OFFER_WITHDRAWN, offer, after={"reason": offer.withdrawn_reason})
+    record_each(
+        actor, Action.OFFER_WITHDRAWN, withdrawn, after=lambda o: {"reason": o.withdrawn_reason}
+    )
     _end_holds_of([o.id for o in withdrawn if o.slot_id != slot.id])
     queue_notifications(
         [

@@ -137,8 +137,11 @@ def mask_phone(e164: str | None) -> str:
     return f"+{country}•••••{digits[-4:]}"
 
 
+@functools.lru_cache(maxsize=4096)
 def display_phone(e164: str | None) -> str:
-    """Return a number in its national format ("(212) 555-0100"), or as stored."""
+    """Return a number in its national format ("(212) 555-0100"), or as stored.
+
+    Cached: a pure function of the string, and every patient page shows the clinic's."""
     if not e164:
         return ""
     try:

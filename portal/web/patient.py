@@ -139,15 +139,23 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
 
 
 def _render_taken(
-    offer: Offer, token: str, *, just_now: bool, notice: str | None = None
+    offer: Offer,
+    token: str,
+    *,
+    just_now: bool,
+    notice: str | None = None,
+    reread: bool = True,
 ) -> ResponseReturnValue:
     """The slot went to someone else, or the offer ended unanswered: show the ways on.
 
     Alternatives are read after any rollback. An offer that ended while its slot is
-    still open offers that slot too.
+    still open offers that slot too. ``reread=False``: ``offer`` was read in this
+    transaction and nothing was rolled back since.
     """
-    # After a rollback everything is expired: read the offer and what it shows at once.
-    offer = db.session.get(Offer, offer.id, options=OFFER_GRAPH, populate_existing=True) or offer
+    if reread:  # after a rollback everything is expired: read the offer and its graph at once
+        offer = (
+            db.session.get(Offer, offer.id, options=OFFER_GRAPH, populate_existing=True) or offer
+        )
     slot, patient = offer.slot, offer.patient
     state = offer_state(offer, now_utc())
     ended = state in ENDED_STATES
@@ -174,6 +182,8 @@ def _render_taken(
 def accept(token: str) -> ResponseReturnValue:
     """Accept an offer: booked (→ appointment), held for payment, or lost (→ alternatives)."""
     offer = load_offer(token)
+    if offer.status == OfferStatus.WITHDRAWN:  # a tap after the slot went: nothing to try
+        return _render_taken(offer, token, just_now=True, reread=False)
     offer_id, actor = offer.id, Actor.patient(offer.patient_id)
     try:
         outcome = commit_or_conflict(lambda: responses.accept_offer(offer_id, actor=actor))

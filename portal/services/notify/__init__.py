@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
-from portal.db import db, now_utc
+from portal.db import db, insert_rows, now_utc
 from portal.models import Notification, NotificationAttempt, Patient
-from portal.models.enums import AttemptStatus, NotificationStatus, Purpose
-from portal.services.notify.chain import enqueue_send, plan_next
+from portal.models.enums import AttemptStatus, Channel, NotificationStatus, Purpose
+from portal.services.notify.chain import enqueue_send, plan_channels, plan_next, still_relevant
 from portal.services.notify.policy import CHAIN, cap_reasons
 
 log = logging.getLogger(__name__)
@@ -58,18 +58,20 @@ def queue_notification(
     """
     message = Message(patient, dedupe_key, offer_id, appointment_id, context)
     queued = queue_notifications([message], purpose, now=now)
-    return queued[0] if queued else None
+    return db.session.get(Notification, queued[0]) if queued else None
 
 
 def queue_notifications(
     messages: list[Message], purpose: Purpose, *, now: datetime | None = None
-) -> list[Notification]:
+) -> list[int]:
     """``queue_notification`` for many messages in a constant number of statements.
 
-    One query for the frequency caps, one ``INSERT … ON CONFLICT DO NOTHING RETURNING``
-    for the notifications, one read of them, one flush of their first attempts (sends
-    are enqueued after commit). Returns the notifications written, in id order; those
-    already queued (same dedupe key) are left out.
+    One query for the frequency caps, one ``insert_rows`` for the notifications (those
+    already queued, same dedupe key, are left out), one for their first attempts (the
+    channels skipped and the one to try, as ``chain.plan_channels`` decides); the sends
+    are enqueued after commit. A message that needs more than that (no longer relevant,
+    no usable channel, an invalid phone to flag) takes ``chain.plan_next``, one at a
+    time. Returns the ids of the notifications written, in order.
     """
     if not messages:
         return []
@@ -92,42 +94,74 @@ def queue_notifications(
                 "updated_at": now,
             }
         )
-    inserted = db.session.scalars(
-        insert(Notification)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
-        .returning(Notification.id)
-    ).all()
-    if not inserted:
-        return []
-    notifications = list(
-        db.session.scalars(
-            sa.select(Notification).where(Notification.id.in_(inserted)).order_by(Notification.id)
-        )
+    written = insert_rows(
+        Notification.__table__,
+        rows,
+        returning=("id", "dedupe_key"),
+        skip_conflicts_on=["dedupe_key"],
     )
-    to_send: list[NotificationAttempt] = []
-    for notification in notifications:
-        reason = reasons[notification.patient_id]
-        if reason is None:
-            plan_next(notification, None, now, fresh=True, batch=to_send)
+    by_key = {m.dedupe_key: m for m in messages}
+    queued = sorted((row.id, by_key[row.dedupe_key]) for row in written)
+    attempts: list[dict[str, Any]] = []
+    one_by_one: list[int] = []
+    for notification_id, m in queued:
+        reason = reasons[m.patient.id]
+        if reason is not None:
+            attempts.append(_attempt(notification_id, m, purpose, CHAIN[0], now, skipped=reason))
+            log.info("notification %s not sent: %s", notification_id, reason)
             continue
-        db.session.add(
-            NotificationAttempt(
-                notification_id=notification.id,
-                patient_id=notification.patient_id,
-                purpose=purpose,
-                channel=CHAIN[0],
-                status=AttemptStatus.SKIPPED,
-                failure_reason=reason,
-                not_before=now,
-                failed_at=now,
-            )
+        about = SimpleNamespace(
+            purpose=purpose,
+            offer_id=m.offer_id,
+            appointment_id=m.appointment_id,
+            context=m.context or {},
         )
-        log.info("notification %s not sent: %s", notification.id, reason)
-    db.session.flush()  # every first attempt in one INSERT
-    for attempt in to_send:
-        enqueue_send(attempt, now)
-    return notifications
+        plan = plan_channels(m.patient, purpose, None, set(), now)
+        if plan.exhausted or plan.invalid_phone or not still_relevant(about, now):
+            one_by_one.append(notification_id)
+            continue
+        for channel, why in plan.skips:
+            attempts.append(_attempt(notification_id, m, purpose, channel, now, skipped=why))
+            log.info("notification %s: %s skipped (%s)", notification_id, channel.value, why)
+        if plan.send is not None:
+            channel, not_before = plan.send
+            attempts.append(_attempt(notification_id, m, purpose, channel, now, not_before))
+    made = insert_rows(
+        NotificationAttempt.__table__, attempts, returning=("id", "purpose", "status", "not_before")
+    )
+    for attempt in sorted(made, key=lambda row: row.id):
+        if attempt.status == AttemptStatus.QUEUED.value:
+            enqueue_send(attempt, now)
+    for notification_id in one_by_one:
+        notification = db.session.get(Notification, notification_id)
+        if notification is not None:
+            plan_next(notification, None, now, fresh=True)
+    return [notification_id for notification_id, _ in queued]
+
+
+def _attempt(
+    notification_id: int,
+    message: Message,
+    purpose: Purpose,
+    channel: Channel,
+    now: datetime,
+    not_before: datetime | None = None,
+    *,
+    skipped: str | None = None,
+) -> dict[str, Any]:
+    """One first-attempt row for ``insert_rows`` (every column the model defaults)."""
+    return {
+        "notification_id": notification_id,
+        "patient_id": message.patient.id,
+        "purpose": purpose,
+        "channel": channel,
+        "status": AttemptStatus.SKIPPED if skipped else AttemptStatus.QUEUED,
+        "failure_reason": skipped,
+        "failed_at": now if skipped else None,
+        "not_before": not_before or now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def attempts_for(notification_id: int) -> list[NotificationAttempt]:

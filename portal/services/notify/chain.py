@@ -13,7 +13,9 @@ Everything here flushes; the caller commits. Logs carry ids only.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,6 +25,7 @@ from portal.models import (
     Notification,
     NotificationAttempt,
     Offer,
+    Patient,
 )
 from portal.models.enums import (
     FINAL_ATTEMPT_STATUSES,
@@ -55,9 +58,12 @@ LIVE_STATUSES = frozenset(
 )
 
 
-def still_relevant(notification: Notification, now: datetime) -> bool:
+def still_relevant(notification: Notification | Any, now: datetime) -> bool:
     """An offer message is pointless once the offer cannot be answered any more; a
-    reminder once its visit was cancelled, moved or has begun."""
+    reminder once its visit was cancelled, moved or has begun.
+
+    ``notification``: a ``Notification`` or anything with its ``purpose``, ``offer_id``,
+    ``appointment_id`` and ``context`` (a batch being written has no objects yet)."""
     if notification.purpose == Purpose.REMINDER and notification.appointment_id:
         return reminder_still_relevant(notification, now)
     if notification.purpose == Purpose.OFFER and notification.offer_id:
@@ -82,19 +88,55 @@ def reminder_still_relevant(notification: Notification, now: datetime) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ChannelPlan:
+    """Where a message goes next: the channels skipped (and why), then the one to try.
+
+    ``send`` is ``(channel, not_before)`` (None: now); no ``send`` means nothing is left
+    but a person (``exhausted``) or, after a skip on the last channel, nothing at all.
+    """
+
+    skips: tuple[tuple[Channel, str], ...] = ()
+    send: tuple[Channel, datetime | None] | None = None
+    exhausted: bool = False
+
+    @property
+    def invalid_phone(self) -> bool:
+        return any(reason == INVALID_PHONE for _, reason in self.skips)
+
+
+def plan_channels(
+    patient: Patient, purpose: Purpose, after: Channel | None, taken: set[Channel], now: datetime
+) -> ChannelPlan:
+    """Decide the next channel for one message (no database work: callers apply it)."""
+    skips: list[tuple[Channel, str]] = []
+    for channel in channels_after(after):
+        if channel in taken:
+            continue
+        if channel == Channel.MANUAL:
+            return ChannelPlan(tuple(skips), exhausted=True)
+        reason = unusable_reason(channel, patient)
+        if reason is not None:
+            skips.append((channel, reason))
+            continue
+        quiet = quiet_hours(channel, purpose, patient.timezone, now, region=patient_region(patient))
+        if quiet is not None and quiet.skip:
+            skips.append((channel, QUIET_SKIP_REASON))
+            continue
+        return ChannelPlan(tuple(skips), send=(channel, quiet.until if quiet else None))
+    return ChannelPlan(tuple(skips))
+
+
 def plan_next(
     notification: Notification,
     after: Channel | None,
     now: datetime,
     *,
     fresh: bool = False,
-    batch: list[NotificationAttempt] | None = None,
 ) -> NotificationAttempt | None:
     """Add the attempt on the next channel able to carry the message (recording skips).
 
     ``fresh``: the notification was just written and has no attempts yet (no query).
-    ``batch``: add without flushing and append the attempt to be sent to ``batch``;
-    the caller flushes once and calls ``enqueue_send`` for each (many messages at once).
     """
     if not still_relevant(notification, now):
         cancel_notification(notification, "no longer relevant", now)
@@ -111,29 +153,21 @@ def plan_next(
             )
         )
     )
-    for channel in channels_after(after):
-        if channel in taken:
-            continue
-        if channel == Channel.MANUAL:
-            return exhaust(notification, now)
-        reason = unusable_reason(channel, patient)
-        if reason is not None:
-            _add(notification, channel, now, skipped=reason, batch=batch)
-            if reason == INVALID_PHONE:
-                flags.flag_invalid_phone(
-                    patient, "No valid phone number: texts and calls are skipped."
-                )
-            continue
-        quiet = quiet_hours(
-            channel, notification.purpose, patient.timezone, now, region=patient_region(patient)
-        )
-        if quiet is not None and quiet.skip:
-            _add(notification, channel, now, skipped=QUIET_SKIP_REASON, batch=batch)
-            continue
-        return _add(
-            notification, channel, now, not_before=quiet.until if quiet else None, batch=batch
-        )
-    return None
+    plan = plan_channels(patient, notification.purpose, after, taken, now)
+    for channel, reason in plan.skips:
+        _add(notification, channel, now, skipped=reason)
+    if plan.invalid_phone:
+        flag_invalid_phone(patient)
+    if plan.exhausted:
+        return exhaust(notification, now)
+    if plan.send is None:
+        return None
+    channel, not_before = plan.send
+    return _add(notification, channel, now, not_before=not_before)
+
+
+def flag_invalid_phone(patient: Patient) -> None:
+    flags.flag_invalid_phone(patient, "No valid phone number: texts and calls are skipped.")
 
 
 def _add(
@@ -143,7 +177,6 @@ def _add(
     *,
     skipped: str | None = None,
     not_before: datetime | None = None,
-    batch: list[NotificationAttempt] | None = None,
 ) -> NotificationAttempt:
     attempt = NotificationAttempt(
         notification_id=notification.id,
@@ -158,16 +191,13 @@ def _add(
     db.session.add(attempt)
     if skipped:
         log.info("notification %s: %s skipped (%s)", notification.id, channel.value, skipped)
-    elif batch is not None:
-        batch.append(attempt)  # the caller flushes once, then enqueues
-        return attempt
     db.session.flush()
     if not skipped:
         enqueue_send(attempt, now)
     return attempt
 
 
-def enqueue_send(attempt: NotificationAttempt, now: datetime) -> None:
+def enqueue_send(attempt: NotificationAttempt | Any, now: datetime) -> None:
     """Send ``attempt`` from a job once this transaction commits (at its not-before time)."""
     at = attempt.not_before if attempt.not_before > now else None
     job_id = send_job_id(attempt.id)
