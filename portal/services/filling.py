@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from portal.db import db, now_utc
+from portal.db import db, insert_rows, now_utc
 from portal.models import Offer, Slot
 from portal.models.enums import OfferMode, OfferStatus, Purpose, SlotStatus
 from portal.queue import schedule
-from portal.services.audit import SYSTEM, Action, Actor, record, snapshot
+from portal.services.audit import SYSTEM, Action, Actor, record, record_each, snapshot
 from portal.services.learning import wave_size
 from portal.services.matching import Exclusion, Match, closure_for, match_slot
-from portal.services.notify import queue_notification
+from portal.services.notify import Message, queue_notifications
 from portal.services.offers import update_offers
 from portal.services.settings import FillPolicy, fill_policy, settings
 
@@ -151,26 +151,40 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
         batch = candidates[:size]
     wave = slot.current_wave + 1
     expires = wave_expiry(slot, policy, now)
-    offers = []
-    for candidate in batch:
-        offer = Offer(
-            slot_id=slot.id,
-            waitlist_entry_id=candidate.entry.id,
-            patient_id=candidate.patient.id,
-            wave=wave,
-            mode=policy.mode,
-            score=candidate.score,
-            score_reasons=candidate.reasons,
-            predicted_acceptance=candidate.acceptance,
-            window_expires_at=expires,
-            created_at=now,
-            updated_at=now,
+    # One statement each for the offers, their audit events and their messages, however
+    # many patients the wave asks (a broadcast may ask hundreds).
+    made = insert_rows(
+        Offer.__table__,
+        [
+            {
+                "slot_id": slot.id,
+                "waitlist_entry_id": candidate.entry.id,
+                "patient_id": candidate.patient.id,
+                "status": OfferStatus.PENDING,
+                "wave": wave,
+                "mode": policy.mode,
+                "score": candidate.score,
+                "score_reasons": candidate.reasons,
+                "predicted_acceptance": candidate.acceptance,
+                "window_expires_at": expires,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for candidate in batch
+        ],
+    )
+    offers = list(
+        db.session.scalars(
+            sa.select(Offer).where(Offer.id.in_([row.id for row in made])).order_by(Offer.id)
         )
-        db.session.add(offer)
-        db.session.flush()
-        record(actor, Action.OFFER_CREATED, offer, after=snapshot(offer, "wave", "score"))
-        queue_notification(candidate.patient, Purpose.OFFER, f"offer:{offer.id}", offer_id=offer.id)
-        offers.append(offer)
+    )
+    record_each(actor, Action.OFFER_CREATED, offers, after=lambda o: snapshot(o, "wave", "score"))
+    patients = {candidate.patient.id: candidate.patient for candidate in batch}
+    queue_notifications(
+        [Message(patients[o.patient_id], f"offer:{o.id}", offer_id=o.id) for o in offers],
+        Purpose.OFFER,
+        now=now,
+    )
     slot.current_wave = wave
     record(
         actor,
