@@ -22,6 +22,7 @@ from redis import Redis
 from portal import create_app
 from portal.db import db
 from portal.engines import create_fresh_database, drop_database, relax_commits, test_engines
+from portal.services.alternatives import forget_shared_candidates
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-anything-0123456789"
 
@@ -111,6 +112,7 @@ def _app_context(request: pytest.FixtureRequest) -> Iterator[None]:
         db.session.remove()
         _truncate_all()
         _flush_redis(app)
+        forget_shared_candidates()  # ids start again at 1: nothing may outlive its test
 
 
 def _truncate_all() -> None:

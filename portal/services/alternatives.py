@@ -2,12 +2,20 @@
 
 Scored with the seed's weights (configurable as the ``alternative_weights`` setting)
 against the slot the patient wanted and *their* waitlist entry.
+
+A race has one winner and up to hundreds of losers at the same instant, all shown the
+same slot's alternatives: ``alternatives_after_race`` reads a slot's candidates once per
+process and shares them for a moment (``SHARED_SECONDS``); only each patient's own busy
+times and scores are per patient.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -25,15 +33,23 @@ class Alternative:
     reasons: list[str] = field(default_factory=list)
 
 
+class Timed(Protocol):
+    """What scoring reads of a slot."""
+
+    practitioner_id: int
+    start_at: datetime
+    end_at: datetime
+
+
 def score_alternative(
-    slot: Slot,
+    slot: Timed,
     original: Slot,
     entry: WaitlistEntry | None,
     patient_tz: str,
     weights: dict[str, int],
 ) -> Alternative:
     """Score one open slot against the one the patient wanted."""
-    alt = Alternative(slot, weights["base"])
+    alt = Alternative(slot, weights["base"])  # type: ignore[arg-type]  # a Slot, or its row
 
     def add(points: int, reason: str) -> None:
         alt.score += points
@@ -170,6 +186,136 @@ def still_bookable(slot: Slot, patient: Patient, now: datetime | None = None) ->
     """Whether ``patient`` could book ``slot`` itself now (after their offer of it ended)."""
     params = {"slot_id": slot.id, **_bookable_params(patient, now or now_utc())}
     return db.session.scalar(_STILL_BOOKABLE, params) is not None
+
+
+#: How long the losers of one race share a slot's candidates (per process). A time taken
+#: meanwhile may still be shown; booking it re-checks everything (``is_alternative_for``).
+SHARED_SECONDS = 2.0
+
+_SHARED_COLUMNS = [c for c in Slot.__table__.columns]
+
+#: The patient-independent half of ``_CANDIDATES``: open, ahead, outside closures.
+_SHARED_CANDIDATES = (
+    sa.select(*_SHARED_COLUMNS)
+    .where(
+        Slot.service_id == sa.bindparam("service_id", type_=sa.Integer),
+        Slot.location_id == sa.bindparam("location_id", type_=sa.Integer),
+        Slot.id != sa.bindparam("original_id", type_=sa.Integer),
+        Slot.start_at <= sa.bindparam("horizon_end", type_=UTCDateTime()),
+        *_BOOKABLE[:3],
+    )
+    .order_by(Slot.start_at)
+    .limit(sa.bindparam("candidates", type_=sa.Integer))
+)
+
+_booked = sa.orm.aliased(Slot)
+
+#: A patient's live visits in a stretch of time: what their alternatives must not overlap.
+_BUSY = (
+    sa.select(_booked.start_at, _booked.end_at)
+    .join(Appointment, Appointment.slot_id == _booked.id)
+    .where(
+        Appointment.patient_id == sa.bindparam("patient_id", type_=sa.Integer),
+        Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+        _booked.end_at > sa.bindparam("after", type_=UTCDateTime()),
+        _booked.start_at <= sa.bindparam("before", type_=UTCDateTime()),
+    )
+)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One shared candidate: its column values (``Slot`` attributes, scored as they are)."""
+
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class _Shared:
+    read_at: float
+    horizon_end: datetime
+    candidates: tuple[_Candidate, ...]
+
+
+_shared: dict[int, _Shared] = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_candidates(original: Slot, now: datetime, limit: int) -> _Shared:
+    """The slot's candidates, read at most once per ``SHARED_SECONDS`` in this process."""
+    clock = time.monotonic()
+    with _shared_lock:
+        found = _shared.get(original.id)
+        if found is not None and clock - found.read_at < SHARED_SECONDS:
+            return found
+        for slot_id in [k for k, v in _shared.items() if clock - v.read_at >= SHARED_SECONDS]:
+            del _shared[slot_id]
+    horizon_end = now + timedelta(hours=settings().alternatives_horizon_hours)
+    rows = db.session.execute(
+        _SHARED_CANDIDATES,
+        {
+            "service_id": original.service_id,
+            "location_id": original.location_id,
+            "original_id": original.id,
+            "horizon_end": horizon_end,
+            "candidates": max(50, limit),
+            "bookable_now": now,
+        },
+    ).mappings()
+    shared = _Shared(clock, horizon_end, tuple(_Candidate(dict(row)) for row in rows))
+    with _shared_lock:
+        _shared[original.id] = shared
+    return shared
+
+
+def forget_shared_candidates() -> None:
+    """Drop every shared read (a slot's times changed wholesale, e.g. between tests)."""
+    with _shared_lock:
+        _shared.clear()
+
+
+def alternatives_after_race(
+    patient: Patient, original: Slot, entry: WaitlistEntry | None = None
+) -> list[Alternative]:
+    """``find_alternatives`` for a patient who just lost ``original``, from candidates
+    shared by everyone who lost it (one read per slot, not one per loser).
+
+    Per patient: one light query for their own live visits (an alternative never
+    overlaps one), the scores, and the chosen few attached to the session without a
+    query (``merge(load=False)``).
+    """
+    now = now_utc()
+    limit = settings().alternatives_limit
+    shared = _shared_candidates(original, now, limit)
+    if not shared.candidates:
+        return []
+    busy = db.session.execute(
+        _BUSY, {"patient_id": patient.id, "after": now, "before": shared.horizon_end}
+    ).all()
+    weights = settings().alternative_weights
+    scored = [
+        score_alternative(c, original, entry, patient.timezone, weights)
+        for c in shared.candidates
+        if c.start_at > now and not any(s < c.end_at and e > c.start_at for s, e in busy)
+    ]
+    scored.sort(key=lambda a: (-a.score, a.slot.start_at))
+    chosen = scored[:limit]
+    for alternative in chosen:
+        alternative.slot = _attach(alternative.slot)  # type: ignore[arg-type]
+    return chosen
+
+
+def _attach(candidate: _Candidate) -> Slot:
+    """The candidate as this session's ``Slot``, without reading it again."""
+    slot = Slot(**candidate.values)
+    sa.orm.make_transient_to_detached(slot)
+    return db.session.merge(slot, load=False)
 
 
 def is_alternative_for(

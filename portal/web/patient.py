@@ -21,7 +21,12 @@ from portal.extensions import limiter
 from portal.models import Appointment, Offer, Patient, Slot
 from portal.models.enums import AppointmentSource, AppointmentStatus, OfferStatus, SlotStatus
 from portal.services import booking, calendar, holds, reschedule, responses
-from portal.services.alternatives import find_alternatives, is_alternative_for, still_bookable
+from portal.services.alternatives import (
+    alternatives_after_race,
+    find_alternatives,
+    is_alternative_for,
+    still_bookable,
+)
 from portal.services.audit import Actor
 from portal.services.errors import DomainError
 from portal.services.links import LinkError, LinkPurpose, offer_token, read_token
@@ -159,7 +164,10 @@ def _render_taken(
     slot, patient = offer.slot, offer.patient
     state = offer_state(offer, now_utc())
     ended = state in ENDED_STATES
-    alternatives = find_alternatives(patient, slot, offer.waitlist_entry)
+    # A race's losers share one read of the slot's candidates; any later look is fresh
+    # (e.g. after "that time was just taken too").
+    find = alternatives_after_race if just_now else find_alternatives
+    alternatives = find(patient, slot, offer.waitlist_entry)
     return render_template(
         "patient/taken.html",
         token=token,

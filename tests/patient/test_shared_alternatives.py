@@ -1,0 +1,102 @@
+"""The losers of one race share one read of the slot's candidates (issue: the accept storm).
+
+Each loser still gets *their* alternatives: scored against their own waitlist entry and
+never overlapping a visit they already have.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from portal.db import db
+from portal.models import Patient, Slot
+from portal.models.enums import AppointmentSource
+from portal.services import alternatives, booking, responses
+from portal.services.alternatives import alternatives_after_race, find_alternatives
+from portal.services.audit import SYSTEM, Actor
+from tests import factories as f
+
+pytestmark = pytest.mark.usefixtures("app")
+
+
+def _slot_reads(run: Any) -> tuple[Any, int]:
+    """Run; return its result and how many statements read candidate slots."""
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # The candidate queries (they look for closures), not a plain lookup of a slot.
+        if statement.lstrip().upper().startswith("SELECT") and "closure" in statement:
+            seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        return run(), len(seen)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+
+
+def _lost_race(patients: int) -> tuple[Slot, list[Patient]]:
+    scene = f.broadcast_scene(patients)
+    winner = scene.offers[0]
+    responses.accept_offer(winner.id, actor=Actor.patient(winner.patient_id))
+    db.session.commit()
+    losers = [db.session.get(Patient, o.patient_id) for o in scene.offers[1:]]
+    return db.session.get(Slot, scene.slot.id), losers
+
+
+def _ids(found: list[alternatives.Alternative]) -> list[tuple[int, int, list[str]]]:
+    return [(a.slot.id, a.score, a.reasons) for a in found]
+
+
+def test_every_loser_sees_what_their_own_query_would_show_from_one_read() -> None:
+    slot, losers = _lost_race(6)
+
+    shared, reads = _slot_reads(lambda: [alternatives_after_race(p, slot) for p in losers])
+
+    assert reads == 1
+    assert all(found for found in shared)
+    for patient, found in zip(losers, shared, strict=True):
+        assert _ids(found) == _ids(find_alternatives(patient, slot))
+        assert all(db.session.get(Slot, a.slot.id) is a.slot for a in found)  # this session's
+
+
+def test_a_losers_own_visit_keeps_overlapping_times_out() -> None:
+    slot, losers = _lost_race(3)
+    busy, free = losers[0], losers[1]
+    before = [a.slot.id for a in alternatives_after_race(free, slot)]
+    taken_time = db.session.get(Slot, before[0])
+    clash = f.slot(  # another practitioner, same time: booked by ``busy``
+        start_at=taken_time.start_at,
+        practitioner=f.practitioner(location=taken_time.location),
+        service=f.service(category="other", duration_minutes=30),
+    )
+    booking.book_slot(clash.id, busy, source=AppointmentSource.STAFF, actor=SYSTEM)
+    db.session.commit()
+
+    mine = [a.slot.id for a in alternatives_after_race(busy, slot)]
+
+    assert taken_time.id not in mine
+    assert taken_time.id in [a.slot.id for a in alternatives_after_race(free, slot)]
+    assert mine == [a.slot.id for a in find_alternatives(busy, slot)]
+
+
+def test_the_shared_read_is_redone_after_its_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    slot, losers = _lost_race(2)
+    _, first = _slot_reads(lambda: alternatives_after_race(losers[0], slot))
+    later = f.slot(
+        start_at=slot.start_at + timedelta(hours=1),
+        practitioner=slot.practitioner,
+        service=slot.service,
+    )
+    db.session.commit()
+    _, cached = _slot_reads(lambda: alternatives_after_race(losers[0], slot))
+    monkeypatch.setattr(alternatives, "SHARED_SECONDS", 0.0)
+
+    found, again = _slot_reads(lambda: alternatives_after_race(losers[0], slot))
+
+    assert (first, cached, again) == (1, 0, 1)
+    assert later.id in [a.slot.id for a in found]
