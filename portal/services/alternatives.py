@@ -120,20 +120,27 @@ def _bookable() -> list[sa.ColumnElement[bool]]:
 
 _BOOKABLE = _bookable()
 
-#: The open slots of a service at a location up to a horizon, soonest first, that a
-#: patient could book instead of ``original``.
-_CANDIDATES = (
-    sa.select(Slot)
-    .where(
-        Slot.service_id == sa.bindparam("service_id", type_=sa.Integer),
-        Slot.location_id == sa.bindparam("location_id", type_=sa.Integer),
-        Slot.id != sa.bindparam("original_id", type_=sa.Integer),
-        Slot.start_at <= sa.bindparam("horizon_end", type_=UTCDateTime()),
-        *_BOOKABLE,
+
+def _candidates(*columns: Any, patient_free: bool) -> sa.Select[Any]:
+    """The open slots of ``original``'s service and location up to a horizon, soonest
+    first, that a patient could book instead of it (``patient_free``: also clear of
+    the patient's visits; else the patient-independent half, shared by a race's losers).
+    """
+    return (
+        sa.select(*columns)
+        .where(
+            Slot.service_id == sa.bindparam("service_id", type_=sa.Integer),
+            Slot.location_id == sa.bindparam("location_id", type_=sa.Integer),
+            Slot.id != sa.bindparam("original_id", type_=sa.Integer),
+            Slot.start_at <= sa.bindparam("horizon_end", type_=UTCDateTime()),
+            *(_BOOKABLE if patient_free else _BOOKABLE[:3]),
+        )
+        .order_by(Slot.start_at)
+        .limit(sa.bindparam("candidates", type_=sa.Integer))
     )
-    .order_by(Slot.start_at)
-    .limit(sa.bindparam("candidates", type_=sa.Integer))
-)
+
+
+_CANDIDATES = _candidates(Slot, patient_free=True)
 
 _STILL_BOOKABLE = sa.select(Slot.id).where(
     Slot.id == sa.bindparam("slot_id", type_=sa.Integer), *_BOOKABLE
@@ -194,19 +201,7 @@ SHARED_SECONDS = 2.0
 
 _SHARED_COLUMNS = [c for c in Slot.__table__.columns]
 
-#: The patient-independent half of ``_CANDIDATES``: open, ahead, outside closures.
-_SHARED_CANDIDATES = (
-    sa.select(*_SHARED_COLUMNS)
-    .where(
-        Slot.service_id == sa.bindparam("service_id", type_=sa.Integer),
-        Slot.location_id == sa.bindparam("location_id", type_=sa.Integer),
-        Slot.id != sa.bindparam("original_id", type_=sa.Integer),
-        Slot.start_at <= sa.bindparam("horizon_end", type_=UTCDateTime()),
-        *_BOOKABLE[:3],
-    )
-    .order_by(Slot.start_at)
-    .limit(sa.bindparam("candidates", type_=sa.Integer))
-)
+_SHARED_CANDIDATES = _candidates(*_SHARED_COLUMNS, patient_free=False)
 
 _booked = sa.orm.aliased(Slot)
 
