@@ -14,7 +14,11 @@ N offer pages (one cookie jar each), then fires the N accepts together and check
 invariant in PostgreSQL. Right after, ``GET /livez`` (no I/O) and ``GET /healthz`` (one
 database and one Redis round trip) are driven with the same concurrency, so each round
 quotes accept throughput as a ratio to the bare endpoint measured moments apart. The
-machine is shared and noisy: read the ratios, not the absolute figures.
+machine is shared and noisy: read the ratios, not the absolute figures. Each round also
+prints the CPU time the storm cost per request — in the web workers, in PostgreSQL and
+in the clients (psutil) — which load stretches far less than wall time. A first
+``--warmup`` round (default 1) is shown but not counted: every worker process compiles
+its templates and SQL on first use, once after a deploy.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+import psutil  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
@@ -161,6 +166,50 @@ class LockSampler:
         self.engine.dispose()
 
 
+class CpuMeter:
+    """CPU seconds spent by the gunicorn this bench started, the PostgreSQL backends of
+    the bench database and this process (the clients), between two readings.
+
+    Load on a shared machine stretches wall time, not the CPU work a request costs, so
+    these per-request figures compare across runs where latencies do not.
+    """
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def _reading(self) -> dict[str, float]:
+        out = {"web": 0.0, "postgres": 0.0, "client": 0.0}
+        web = {p.pid for p in psutil.Process().children(recursive=True)}
+        for proc in psutil.process_iter(["cmdline"]):
+            line = " ".join(proc.info["cmdline"] or [])
+            if proc.pid in web and "gunicorn" in line:  # the server this bench started
+                kind = "web"
+            elif line.startswith("postgres:") and f" {DATABASE} " in line:
+                kind = "postgres"
+            else:
+                continue
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                out[kind] += times.user + times.system
+        times = psutil.Process().cpu_times()
+        out["client"] = times.user + times.system
+        return out
+
+    def start(self) -> None:
+        self.started = self._reading()
+
+    def stop(self) -> None:
+        ended = self._reading()
+        self.spent = {k: ended[k] - self.started.get(k, 0.0) for k in ended}
+
+    def per_request(self, requests_made: int) -> str:
+        if not self.spent or not requests_made:
+            return "cpu: not measured"
+        parts = [f"{k} {1000 * v / requests_made:.2f}" for k, v in self.spent.items()]
+        return "cpu ms per request: " + ", ".join(parts)
+
+
 @dataclass
 class RoundResult:
     number: int
@@ -172,6 +221,8 @@ class RoundResult:
     livez: Burst
     healthz: Burst
     locks: LockSample = field(default_factory=lambda: LockSample())
+    cpu: str = ""
+    livez_cpu: str = ""
 
     @property
     def accept_to_livez(self) -> float:
@@ -195,12 +246,22 @@ def _timed(call: Callable[[], requests.Response]) -> tuple[int | None, float, fl
 # ------------------------------------------------------------------------ rounds
 
 
-def accept_storm(base_url: str, tokens: list[str]) -> tuple[float, Burst, list[str]]:
-    """Open every offer page, then accept all at once: (prefetch seconds, burst, locations)."""
+def accept_storm(
+    base_url: str, tokens: list[str], meter: CpuMeter | None = None
+) -> tuple[float, Burst, list[str]]:
+    """Open every offer page, then accept all at once: (prefetch seconds, burst, locations).
+
+    ``meter`` reads CPU time from the start line to the last answer."""
     n = len(tokens)
     sessions = [requests.Session() for _ in tokens]
     released: list[float] = []
-    barrier = threading.Barrier(n, action=lambda: released.append(time.perf_counter()))
+
+    def start_line() -> None:
+        if meter is not None:
+            meter.start()
+        released.append(time.perf_counter())
+
+    barrier = threading.Barrier(n, action=start_line)
     began = time.perf_counter()
 
     def patient(i: int) -> tuple[int | None, float, float, str]:
@@ -234,6 +295,8 @@ def accept_storm(base_url: str, tokens: list[str]) -> tuple[float, Burst, list[s
     try:
         with ThreadPoolExecutor(max_workers=n) as pool:
             results = list(pool.map(patient, range(n)))
+        if meter is not None and released:
+            meter.stop()
     finally:
         for session in sessions:
             session.close()
@@ -315,14 +378,28 @@ def run_round(
     scene = f.broadcast_scene(patients, CATEGORY)
     slot_id, offer_ids, tokens = scene.slot.id, [o.id for o in scene.offers], scene.tokens
     setup = time.perf_counter() - began
+    meter = CpuMeter()
     with LockSampler(database_url) as sampler:
-        prefetch, burst, locations = accept_storm(base_url, tokens)
+        prefetch, burst, locations = accept_storm(base_url, tokens, meter)
     winners = sum(1 for loc in locations if loc.startswith("/a/"))
     problems = check_invariant(slot_id, offer_ids, winners)
+    bare = CpuMeter()
+    bare.start()
     livez = probe(f"{base_url}/livez", patients, probe_requests)
+    bare.stop()
     healthz = probe(f"{base_url}/healthz", patients, probe_requests)
     return RoundResult(
-        number, setup, prefetch, burst, winners, problems, livez, healthz, sampler.result
+        number,
+        setup,
+        prefetch,
+        burst,
+        winners,
+        problems,
+        livez,
+        healthz,
+        sampler.result,
+        meter.per_request(burst.count),
+        bare.per_request(livez.count),
     )
 
 
@@ -341,11 +418,13 @@ def print_round(r: RoundResult, rounds: int) -> None:
         f"burst {a.wall:.2f} s = {a.throughput:.0f}/s  invariant {verdict}"
     )
     print(f"  during the prefetch and the storm: {r.locks.describe()}")
+    print(f"  the storm's {r.cpu} (winner included)")
     for name, b in (("livez", r.livez), ("healthz", r.healthz)):
         print(
             f"  GET /{name:<7} x{b.count}: {b.classes()} p50={b.pct(50):.0f}ms "
             f"p99={b.pct(99):.0f}ms  {b.throughput:.0f}/s"
         )
+    print(f"  GET /livez's {r.livez_cpu}")
     print(
         f"  ratio accept:livez = {r.accept_to_livez:.3f}   healthz:livez = {r.healthz_to_livez:.3f}",
         flush=True,
@@ -534,6 +613,14 @@ def run(args: argparse.Namespace) -> tuple[list[RoundResult], tuple[str, float, 
             flush=True,
         )
         probe(f"{base_url}/livez", args.patients, args.patients)  # warm-up
+        for number in range(1, args.warmup + 1):
+            # Each worker process compiles its templates and SQL on first use, once after
+            # a deploy: shown, but left out of the figures (the reference has none to do).
+            warm = run_round(number, base_url, args.patients, args.patients, database_url)
+            print(f"warm-up {number}/{args.warmup} (not counted):", end=" ")
+            print_round(warm, args.warmup)
+            if warm.invariant or warm.accept.statuses["5xx"]:
+                results.append(warm)  # a broken warm-up round is still a failure
         for number in range(1, args.rounds + 1):
             results.append(
                 run_round(number, base_url, args.patients, args.probe_requests, database_url)
@@ -549,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=200, help="simultaneous accepts")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="uncounted rounds first (workers compile)"
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--probe-requests", type=int, default=2000, help="GETs per probe")
