@@ -19,7 +19,13 @@ from sqlalchemy.orm import joinedload
 from portal.db import db, now_utc
 from portal.extensions import limiter
 from portal.models import Appointment, Offer, Patient, Slot
-from portal.models.enums import AppointmentSource, AppointmentStatus, OfferStatus, SlotStatus
+from portal.models.enums import (
+    AppointmentSource,
+    AppointmentStatus,
+    OfferStatus,
+    SlotStatus,
+    WaitlistStatus,
+)
 from portal.services import booking, calendar, holds, reschedule, responses
 from portal.services.alternatives import (
     alternatives_after_race,
@@ -33,7 +39,6 @@ from portal.services.links import LinkError, LinkPurpose, offer_token, read_toke
 from portal.services.payments.provider import get_provider
 from portal.services.presentation import when
 from portal.services.responses import CHOICE_STATES, ENDED_STATES, OfferState, offer_state
-from portal.services.waitlist import still_waitlisted
 from portal.web import patient_views as views
 from portal.web.transaction import commit_or_conflict
 
@@ -84,6 +89,11 @@ def load_offer(token: str) -> Offer:
     return offer
 
 
+def _still_waiting(offer: Offer) -> bool:
+    """Whether the offer's waitlist entry is still active (loaded with the offer: no query)."""
+    return offer.waitlist_entry.status == WaitlistStatus.ACTIVE
+
+
 def _to_offer(token: str) -> ResponseReturnValue:
     return redirect(url_for("patient.offer", token=token), 303)
 
@@ -109,7 +119,7 @@ def _render_offer(offer: Offer, token: str, *, busy: bool = False) -> ResponseRe
             "offer": offer,
             "slot": views.slot_view(slot, patient.timezone),
             "state": state,
-            "still_waitlisted": still_waitlisted(patient.id, offer.waitlist_entry_id),
+            "still_waitlisted": _still_waiting(offer),
         }
     )
     if state in (OfferState.OPEN, OfferState.BUSY):
@@ -180,7 +190,7 @@ def _render_taken(
         notice=notice,
         can_book=True,
         pays_first=views.needs_payment(patient),
-        still_waitlisted=still_waitlisted(patient.id, offer.waitlist_entry_id),
+        still_waitlisted=_still_waiting(offer),
         **views.page_context(slot, patient),
     )
 
