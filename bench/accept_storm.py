@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
 import math
 import os
@@ -36,16 +35,14 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -53,13 +50,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 import psutil  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
-from redis import Redis  # noqa: E402
 
-from portal import create_app  # noqa: E402
-from portal.config import limiter_storage_uri  # noqa: E402
+from bench.common import bench_database, bench_engines  # noqa: E402
 from portal.db import db  # noqa: E402
-from portal.engines import create_fresh_database, drop_database, test_engines  # noqa: E402
 from portal.models import Appointment, Notification, Offer, Slot  # noqa: E402
 from portal.models.enums import (  # noqa: E402
     INACTIVE_APPOINTMENT_STATUSES,
@@ -532,52 +525,8 @@ def print_summary(results: list[RoundResult], patients: int) -> None:
 # ------------------------------------------------------------------------- setup
 
 
-def bench_redis_url(redis_url: str, db_index: int) -> str:
-    """The same Redis server, database ``db_index``: the bench's jobs stay out of the tests'."""
-    parts = urlsplit(redis_url)
-    if parts.scheme == "unix":  # unix:///path/redis.sock?db=N (urlunsplit would drop the //)
-        path, _, query = redis_url.partition("?")
-        kept = [q for q in query.split("&") if q and not q.startswith("db=")]
-        return f"{path}?{'&'.join([*kept, f'db={db_index}'])}"
-    return urlunsplit(parts._replace(path=f"/{db_index}"))
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str, redis_url: str, secret: str, keep: bool) -> Iterator[str]:
-    """Create and migrate a fresh ``portal_bench``; yield its URL inside an app context."""
-    url = create_fresh_database(server_url, DATABASE)
-    app = create_app(
-        {
-            "SECRET_KEY": secret,
-            "SQLALCHEMY_DATABASE_URI": url,
-            "REDIS_URL": redis_url,
-            "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),
-            "PUBLIC_BASE_URL": "http://127.0.0.1",
-        }
-    )
-    try:
-        with app.app_context():
-            # alembic.ini's fileConfig logs every step at INFO to stderr; keep the output clean.
-            with contextlib.redirect_stderr(io.StringIO()):
-                upgrade(directory=str(PROJECT_ROOT / "migrations"))
-            yield url
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        if not keep:
-            drop_database(server_url, DATABASE)
-
-
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds the context managers: gunicorn and the engines stop
-
-
-def _flush(redis_url: str) -> None:
-    client = Redis.from_url(redis_url)
-    try:
-        client.flushdb()  # only the bench's own jobs live in this database
-    finally:
-        client.close()
 
 
 def run(args: argparse.Namespace) -> tuple[list[RoundResult], tuple[str, float, float] | None]:
@@ -586,12 +535,9 @@ def run(args: argparse.Namespace) -> tuple[list[RoundResult], tuple[str, float, 
     results: list[RoundResult] = []
     reference = run_reference(args.patients, args.rounds) if args.reference else None
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="accept-storm-")))
-        server_url, test_redis = stack.enter_context(test_engines(tmp / "engines"))
-        redis_url = bench_redis_url(test_redis, args.redis_db)
-        stack.callback(_flush, redis_url)
+        tmp, server_url, redis_url = bench_engines(stack, "accept-storm-", args.redis_db)
         database_url = stack.enter_context(
-            bench_database(server_url, redis_url, secret, args.keep_db)
+            bench_database(server_url, redis_url, secret, args.keep_db, name=DATABASE)
         )
         log = tmp / "gunicorn.log"
         base_url = stack.enter_context(

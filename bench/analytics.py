@@ -34,11 +34,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import logging
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -48,14 +45,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
-from redis import Redis  # noqa: E402
+from flask import current_app  # noqa: E402
 
-from bench.accept_storm import bench_redis_url  # noqa: E402
-from portal import create_app  # noqa: E402
-from portal.config import limiter_storage_uri  # noqa: E402
+from bench.common import bench_database, bench_engines  # noqa: E402
 from portal.db import db, now_utc  # noqa: E402
-from portal.engines import create_fresh_database, drop_database, test_engines  # noqa: E402
 
 DATABASE = "portal_bench_analytics"
 PATIENTS = 20_000
@@ -255,42 +248,31 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="analytics-bench-")))
-        server_url, test_redis = stack.enter_context(test_engines(tmp / "engines"))
-        redis_url = bench_redis_url(test_redis, args.redis_db)
-        stack.callback(lambda: Redis.from_url(redis_url).flushdb())
-        url = create_fresh_database(server_url, DATABASE)
-        if not args.keep_db:
-            stack.callback(drop_database, server_url, DATABASE)
-        app = create_app(
-            {
-                "SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
-                "SQLALCHEMY_DATABASE_URI": url,
-                "REDIS_URL": redis_url,
-                "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),
-                "PUBLIC_BASE_URL": "http://127.0.0.1",
-                "WTF_CSRF_ENABLED": False,
-            }
-        )
-        for name in ("portal", "jobs", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        with app.app_context():
-            with contextlib.redirect_stderr(io.StringIO()):
-                upgrade(directory=str(PROJECT_ROOT / "migrations"))
-            started = time.perf_counter()
-            load(args.slots, args.events)
-            counts = {
-                t: db.session.scalar(sa.text(f"SELECT count(*) FROM {t}"))  # noqa: S608
-                for t in ("slot", "appointment", "offer", "notification", "audit_event")
-            }
-            print(
-                f"loaded in {time.perf_counter() - started:.0f} s: "
-                + ", ".join(f"{n:,} {t}" for t, n in counts.items()),
-                flush=True,
+        _, server_url, redis_url = bench_engines(stack, "analytics-bench-", args.redis_db)
+        stack.enter_context(
+            bench_database(
+                server_url,
+                redis_url,
+                "bench-secret-key-0123456789-0123456789-0123456789",
+                args.keep_db,
+                name=DATABASE,
+                quiet=True,
+                WTF_CSRF_ENABLED=False,
             )
-            report(app, args.runs)
-            db.session.remove()
-            db.engine.dispose()
+        )
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        load(args.slots, args.events)
+        counts = {
+            t: db.session.scalar(sa.text(f"SELECT count(*) FROM {t}"))  # noqa: S608
+            for t in ("slot", "appointment", "offer", "notification", "audit_event")
+        }
+        print(
+            f"loaded in {time.perf_counter() - started:.0f} s: "
+            + ", ".join(f"{n:,} {t}" for t, n in counts.items()),
+            flush=True,
+        )
+        report(app, args.runs)
 
 
 def report(app, runs: int) -> None:

@@ -22,7 +22,6 @@ import contextlib
 import secrets
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,16 +32,8 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 import requests  # noqa: E402
 
-from bench.accept_storm import (  # noqa: E402
-    CATEGORY,
-    TIMEOUT,
-    Burst,
-    _flush,
-    _timed,
-    bench_database,
-    bench_redis_url,
-)
-from portal.engines import test_engines  # noqa: E402
+from bench.accept_storm import CATEGORY, TIMEOUT, Burst, _timed  # noqa: E402
+from bench.common import bench_database, bench_engines  # noqa: E402
 from tests import factories as f  # noqa: E402
 from tests.e2e.server import gunicorn_server  # noqa: E402
 
@@ -88,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios: list[tuple[float, float]] = []
     failed = False
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="offer-burst-")))
-        server_url, test_redis = stack.enter_context(test_engines(tmp / "engines"))
-        redis_url = bench_redis_url(test_redis, args.redis_db)
-        stack.callback(_flush, redis_url)
+        tmp, server_url, redis_url = bench_engines(stack, "offer-burst-", args.redis_db)
         secret = secrets.token_urlsafe(48)
         database_url = stack.enter_context(bench_database(server_url, redis_url, secret, False))
         base = stack.enter_context(

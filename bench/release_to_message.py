@@ -26,7 +26,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,11 +39,10 @@ from redis import Redis  # noqa: E402
 from rq.exceptions import NoSuchJobError  # noqa: E402
 from rq.job import Job  # noqa: E402
 
-from bench.accept_storm import _flush, bench_database, bench_redis_url  # noqa: E402
+from bench.common import bench_database, bench_engines  # noqa: E402
 from portal.db import db  # noqa: E402
-from portal.engines import test_engines  # noqa: E402
 from portal.models import Notification, NotificationAttempt, Offer, OutboxMessage  # noqa: E402
-from portal.models.enums import Purpose, SlotStatus  # noqa: E402
+from portal.models.enums import AttemptStatus, Purpose, SlotStatus  # noqa: E402
 from portal.queue import send_job_id  # noqa: E402
 from portal.services.api_tokens import create_api_token  # noqa: E402
 from portal.services.audit import SYSTEM  # noqa: E402
@@ -86,7 +84,12 @@ def send_job(slot_id: int, redis: Redis) -> Job | None:
         sa.select(sa.func.min(NotificationAttempt.id))
         .join(Notification, Notification.id == NotificationAttempt.notification_id)
         .join(Offer, Offer.id == Notification.offer_id)
-        .where(Offer.slot_id == slot_id, Notification.purpose == Purpose.OFFER)
+        .where(
+            Offer.slot_id == slot_id,
+            Notification.purpose == Purpose.OFFER,
+            # a text skipped in the patient's quiet hours has no job: the e-mail does
+            NotificationAttempt.status != AttemptStatus.SKIPPED,
+        )
     )
     try:
         return Job.fetch(send_job_id(attempt_id), connection=redis) if attempt_id else None
@@ -156,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     total: list[float] = []
     lost = 0
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="release-msg-")))
-        server_url, test_redis = stack.enter_context(test_engines(tmp / "engines"))
-        redis_url = bench_redis_url(test_redis, args.redis_db)
-        stack.callback(_flush, redis_url)
+        tmp, server_url, redis_url = bench_engines(stack, "release-msg-", args.redis_db)
         secret = secrets.token_urlsafe(48)
         database_url = stack.enter_context(bench_database(server_url, redis_url, secret, False))
         _, token = create_api_token("release bench", SYSTEM)

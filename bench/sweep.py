@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,14 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
-from redis import Redis  # noqa: E402
 
-from bench.accept_storm import bench_redis_url  # noqa: E402
-from portal import create_app  # noqa: E402
-from portal.config import limiter_storage_uri  # noqa: E402
+from bench.common import bench_database, bench_engines  # noqa: E402
 from portal.db import db, now_utc  # noqa: E402
-from portal.engines import create_fresh_database, drop_database, test_engines  # noqa: E402
 
 DATABASE = "portal_bench_sweep"
 
@@ -127,59 +119,47 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sweep-bench-")))
-        server_url, test_redis = stack.enter_context(test_engines(tmp / "engines"))
-        redis_url = bench_redis_url(test_redis, args.redis_db)
-        stack.callback(lambda: Redis.from_url(redis_url).flushdb())
-        url = create_fresh_database(server_url, DATABASE)
-        if not args.keep_db:
-            stack.callback(drop_database, server_url, DATABASE)
-        app = create_app(
-            {
-                "SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
-                "SQLALCHEMY_DATABASE_URI": url,
-                "REDIS_URL": redis_url,
-                "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),
-                "PUBLIC_BASE_URL": "http://127.0.0.1",
-            }
+        _, server_url, redis_url = bench_engines(stack, "sweep-bench-", args.redis_db)
+        stack.enter_context(
+            bench_database(
+                server_url,
+                redis_url,
+                "bench-secret-key-0123456789-0123456789-0123456789",
+                args.keep_db,
+                name=DATABASE,
+                quiet=True,  # one line per no-show otherwise
+            )
         )
-        for name in ("portal", "jobs", "alembic"):  # one line per no-show otherwise
-            logging.getLogger(name).setLevel(logging.WARNING)
-        with app.app_context():
-            with contextlib.redirect_stderr(io.StringIO()):
-                upgrade(directory=str(PROJECT_ROOT / "migrations"))
-            started = time.perf_counter()
-            load(args.appointments, args.due, args.future)
-            count = db.session.scalar(sa.text("SELECT count(*) FROM appointment"))
-            print(
-                f"loaded {count:,} appointments in {time.perf_counter() - started:.1f} s "
-                f"({args.due:,} due, {args.future:,} still ahead)",
-                flush=True,
-            )
-            print("\nplan of one batch (200 rows):\n" + plan(), flush=True)
+        started = time.perf_counter()
+        load(args.appointments, args.due, args.future)
+        count = db.session.scalar(sa.text("SELECT count(*) FROM appointment"))
+        print(
+            f"loaded {count:,} appointments in {time.perf_counter() - started:.1f} s "
+            f"({args.due:,} due, {args.future:,} still ahead)",
+            flush=True,
+        )
+        print("\nplan of one batch (200 rows):\n" + plan(), flush=True)
 
-            from jobs.noshow import sweep_no_shows
+        from jobs.noshow import sweep_no_shows
 
-            started = time.perf_counter()
-            tally = sweep_no_shows()
-            full = time.perf_counter() - started
-            started = time.perf_counter()
-            idle = sweep_no_shows()
-            empty = time.perf_counter() - started
-            marked = db.session.scalar(
-                sa.text(
-                    "SELECT count(*) FROM appointment WHERE no_show_at >= now() - interval '1 hour'"
-                )
+        started = time.perf_counter()
+        tally = sweep_no_shows()
+        full = time.perf_counter() - started
+        started = time.perf_counter()
+        idle = sweep_no_shows()
+        empty = time.perf_counter() - started
+        marked = db.session.scalar(
+            sa.text(
+                "SELECT count(*) FROM appointment WHERE no_show_at >= now() - interval '1 hour'"
             )
-            print(
-                f"\nsweep: {tally['no_shows']:,} no-shows in {full:.2f} s "
-                f"({1000 * full / max(tally['no_shows'], 1):.1f} ms each: marked, told, "
-                f"flagged, {tally['freed_slots']:,} freed slots offered); "
-                f"{marked:,} marked in the database"
-            )
-            print(f"next sweep (nothing due): {1000 * empty:.1f} ms, {idle['no_shows']} marked")
-            db.session.remove()
-            db.engine.dispose()
+        )
+        print(
+            f"\nsweep: {tally['no_shows']:,} no-shows in {full:.2f} s "
+            f"({1000 * full / max(tally['no_shows'], 1):.1f} ms each: marked, told, "
+            f"flagged, {tally['freed_slots']:,} freed slots offered); "
+            f"{marked:,} marked in the database"
+        )
+        print(f"next sweep (nothing due): {1000 * empty:.1f} ms, {idle['no_shows']} marked")
 
 
 if __name__ == "__main__":

@@ -240,6 +240,9 @@ def _enqueue_batch(app: Any, queue_name: str, items: list[dict[str, Any]]) -> No
         for item in items:
             _sink(item["spec"], item["args"], None, item["job_id"])
         return
+    # Each job sent to the front is pushed ahead of the one before it: push those in
+    # reverse so they stand in the order they were scheduled (a wave's best-ranked first).
+    items = [i for i in items if not i["at_front"]] + [i for i in reversed(items) if i["at_front"]]
     with app.app_context():
         try:
             queue = get_queue(queue_name)

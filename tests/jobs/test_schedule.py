@@ -59,3 +59,16 @@ def test_a_rolled_back_transaction_schedules_nothing() -> None:
     db.session.rollback()
     db.session.commit()
     assert queue.count == 0
+
+
+def test_jobs_sent_to_the_front_together_keep_the_order_they_were_scheduled_in() -> None:
+    # A wave's offer texts go ahead of messages already waiting, best-ranked patient first.
+    queue = get_queue("notifications")
+    queue.empty()
+    schedule("send_attempt", 900)  # already waiting, behind
+    db.session.commit()
+    for attempt_id in (901, 902, 903):
+        schedule("send_attempt", attempt_id, at_front=True)
+    db.session.commit()
+    assert [tuple(job.args) for job in queue.jobs] == [(901,), (902,), (903,), (900,)]
+    queue.empty()
