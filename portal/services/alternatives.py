@@ -307,7 +307,11 @@ def alternatives_after_race(
 
 
 def _attach(candidate: _Candidate) -> Slot:
-    """The candidate as this session's ``Slot``, without reading it again."""
+    """The candidate as this session's ``Slot``, without reading it again (one this
+    session already holds is kept as it is: it may be fresher than the shared read)."""
+    held = db.session.identity_map.get(sa.orm.util.identity_key(Slot, candidate.values["id"]))
+    if held is not None:
+        return held  # type: ignore[no-any-return]
     slot = Slot(**candidate.values)
     sa.orm.make_transient_to_detached(slot)
     return db.session.merge(slot, load=False)

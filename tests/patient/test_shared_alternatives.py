@@ -100,3 +100,17 @@ def test_the_shared_read_is_redone_after_its_moment(monkeypatch: pytest.MonkeyPa
 
     assert (first, cached, again) == (1, 0, 1)
     assert later.id in [a.slot.id for a in found]
+
+
+def test_a_slot_this_session_already_holds_is_not_overwritten_by_the_shared_read() -> None:
+    slot, losers = _lost_race(3)
+    first = alternatives_after_race(losers[0], slot)[0].slot
+    first_id = first.id
+    db.session.expunge_all()
+    slot = db.session.get(Slot, slot.id)
+    mine = db.session.get(Slot, first_id)
+    mine.current_wave = 7  # a change in this session, not yet flushed
+
+    found = [a.slot for a in alternatives_after_race(losers[1], slot) if a.slot.id == first_id]
+
+    assert found == [mine] and mine.current_wave == 7
