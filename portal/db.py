@@ -112,7 +112,11 @@ def insert_rows(
             continue
         if isinstance(column.type, sa.Enum):
             values = [None if v is None else getattr(v, "value", v) for v in values]
-            item_type: Any = sa.String()
+            item_type: Any = sa.Text()
+        elif isinstance(column.type, sa.String):
+            # As text: the assignment to a VARCHAR(n) column then refuses a value too long
+            # (an explicit cast to VARCHAR(n)[] would silently cut it).
+            item_type = sa.Text()
         else:
             item_type = column.type
         array = sa.bindparam(f"rows_{name}", values, type_=ARRAY(item_type))

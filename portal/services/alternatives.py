@@ -12,7 +12,6 @@ times and scores are per patient.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -213,7 +212,7 @@ _BUSY = (
         Appointment.patient_id == sa.bindparam("patient_id", type_=sa.Integer),
         Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
         _booked.end_at > sa.bindparam("after", type_=UTCDateTime()),
-        _booked.start_at <= sa.bindparam("before", type_=UTCDateTime()),
+        _booked.start_at < sa.bindparam("before", type_=UTCDateTime()),
     )
 )
 
@@ -233,9 +232,13 @@ class _Candidate:
 
 @dataclass(frozen=True)
 class _Shared:
-    read_at: float
-    horizon_end: datetime
+    read_at: datetime
     candidates: tuple[_Candidate, ...]
+
+    @property
+    def latest_end(self) -> datetime | None:
+        """When the last candidate ends: a visit starting later overlaps none of them."""
+        return max((c.end_at for c in self.candidates), default=None)
 
 
 _shared: dict[int, _Shared] = {}
@@ -244,12 +247,12 @@ _shared_lock = threading.Lock()
 
 def _shared_candidates(original: Slot, now: datetime, limit: int) -> _Shared:
     """The slot's candidates, read at most once per ``SHARED_SECONDS`` in this process."""
-    clock = time.monotonic()
+    fresh = timedelta(seconds=SHARED_SECONDS)
     with _shared_lock:
         found = _shared.get(original.id)
-        if found is not None and clock - found.read_at < SHARED_SECONDS:
+        if found is not None and timedelta(0) <= now - found.read_at < fresh:
             return found
-        for slot_id in [k for k, v in _shared.items() if clock - v.read_at >= SHARED_SECONDS]:
+        for slot_id in [k for k, v in _shared.items() if not now - v.read_at < fresh]:
             del _shared[slot_id]
     horizon_end = now + timedelta(hours=settings().alternatives_horizon_hours)
     rows = db.session.execute(
@@ -263,7 +266,7 @@ def _shared_candidates(original: Slot, now: datetime, limit: int) -> _Shared:
             "bookable_now": now,
         },
     ).mappings()
-    shared = _Shared(clock, horizon_end, tuple(_Candidate(dict(row)) for row in rows))
+    shared = _Shared(now, tuple(_Candidate(dict(row)) for row in rows))
     with _shared_lock:
         _shared[original.id] = shared
     return shared
@@ -291,7 +294,7 @@ def alternatives_after_race(
     if not shared.candidates:
         return []
     busy = db.session.execute(
-        _BUSY, {"patient_id": patient.id, "after": now, "before": shared.horizon_end}
+        _BUSY, {"patient_id": patient.id, "after": now, "before": shared.latest_end}
     ).all()
     weights = settings().alternative_weights
     scored = [
@@ -313,6 +316,8 @@ def _attach(candidate: _Candidate) -> Slot:
     if held is not None:
         return held  # type: ignore[no-any-return]
     slot = Slot(**candidate.values)
+    if slot.fill_exhausted_reasons is not None:  # each session its own copy of the JSON
+        slot.fill_exhausted_reasons = dict(slot.fill_exhausted_reasons)
     sa.orm.make_transient_to_detached(slot)
     return db.session.merge(slot, load=False)
 

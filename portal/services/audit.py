@@ -213,6 +213,9 @@ def record_each(
     """
     if not isinstance(action, Action):
         raise TypeError(f"audit actions are Action members, not {action!r}")
+    if not entities:
+        return
+    db.session.flush()  # every entity has its id, as ``record`` makes sure
     now = now_utc()
     insert_rows(
         AuditEvent.__table__,

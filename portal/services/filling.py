@@ -180,10 +180,9 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
     )
     record_each(actor, Action.OFFER_CREATED, offers, after=lambda o: snapshot(o, "wave", "score"))
     patients = {candidate.patient.id: candidate.patient for candidate in batch}
-    queue_notifications(
+    queue_notifications(  # at the clock's time now: a sweep's ``now`` may be a minute old
         [Message(patients[o.patient_id], f"offer:{o.id}", offer_id=o.id) for o in offers],
         Purpose.OFFER,
-        now=now,
     )
     slot.current_wave = wave
     record(

@@ -183,3 +183,59 @@ def test_advance_twice_never_offers_a_patient_twice() -> None:
         sa.select(Offer.patient_id, sa.func.count()).group_by(Offer.patient_id)
     ).all()
     assert sorted(count for _, count in per_patient) == [1, 1]
+
+
+def _noon_in_new_york() -> datetime:
+    return datetime.combine(
+        now_utc().date() + timedelta(days=1), time(12), tzinfo=zone("America/New_York")
+    )
+
+
+def test_a_waves_texts_are_queued_best_ranked_first_whatever_path_each_took() -> None:
+    from portal.clock import ManualClock, use_clock
+    from portal.models import NotificationAttempt
+    from portal.queue import get_queue
+
+    with use_clock(ManualClock(_noon_in_new_york())):
+        queue = get_queue("notifications")
+        queue.empty()
+        db.session.add(OfferPolicy(category="injectables", mode=OfferMode.BROADCAST))
+        slot = _slot_tomorrow_at(15, service=f.service(category="injectables"))
+        entries = _entries(slot, 4)
+        entries[0].patient.phone_e164 = None  # no valid phone: planned one at a time (flagged)
+        db.session.commit()
+        offers = sorted(advance(slot.id).offers, key=lambda o: o.id)
+        db.session.commit()
+
+        queued_for = [
+            db.session.get(NotificationAttempt, job.args[0]).patient_id for job in queue.jobs
+        ]
+        assert queued_for == [o.patient_id for o in offers]
+        queue.empty()
+
+
+def test_a_wave_started_by_a_sweep_whose_now_is_stale_keeps_the_quiet_hours() -> None:
+    from portal.clock import ManualClock, use_clock
+    from portal.models import NotificationAttempt
+    from portal.models.enums import AttemptStatus, Channel
+
+    nearly_nine_pm = datetime.combine(
+        now_utc().date() + timedelta(days=1), time(20, 59, 50), tzinfo=zone("America/New_York")
+    )
+    clock = ManualClock(nearly_nine_pm)
+    with use_clock(clock):
+        slot = _slot_tomorrow_at(15)
+        _entries(slot, 1)
+        db.session.commit()
+        swept_at = now_utc()  # the reconcile sweep's ``now``, taken as it began
+        clock.advance(timedelta(seconds=40))  # 21:00:30 when this slot's turn comes
+        advance(slot.id, swept_at)
+        db.session.commit()
+
+        texts = db.session.scalars(
+            sa.select(NotificationAttempt).where(NotificationAttempt.channel == Channel.SMS)
+        ).all()
+        assert texts, "the offer went nowhere"
+        assert all(t.status != AttemptStatus.QUEUED or t.not_before > now_utc() for t in texts), (
+            "an offer text queued to go at 21:00:30 in the patient's zone"
+        )

@@ -109,3 +109,24 @@ def test_duplicates_of_a_unique_key_are_skipped_when_asked() -> None:
     assert len(first) == 1
     assert [r.dedupe_key for r in again] == ["test:twice"]
     assert insert_rows(Notification.__table__, []) == []
+
+
+def test_a_string_too_long_for_its_column_is_refused_not_cut() -> None:
+    # Two keys alike in their first 120 characters must not become one (and a message lost).
+    patient = f.patient()
+    now = now_utc()
+    rows = [
+        {
+            "patient_id": patient.id,
+            "purpose": Purpose.SLOT_FILLED,
+            "status": NotificationStatus.PENDING,
+            "dedupe_key": "k" * 120 + suffix,
+            "context": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for suffix in ("-a", "-b")
+    ]
+    with pytest.raises(sa.exc.DBAPIError, match="too long"):
+        insert_rows(Notification.__table__, rows, skip_conflicts_on=["dedupe_key"])
+    db.session.rollback()

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from portal.db import db
+from portal.db import db, now_utc
 from portal.models import Patient, Slot
 from portal.models.enums import AppointmentSource
 from portal.services import alternatives, booking, responses
 from portal.services.alternatives import alternatives_after_race, find_alternatives
 from portal.services.audit import SYSTEM, Actor
+from portal.services.settings import settings
 from tests import factories as f
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -114,3 +115,25 @@ def test_a_slot_this_session_already_holds_is_not_overwritten_by_the_shared_read
     found = [a.slot for a in alternatives_after_race(losers[1], slot) if a.slot.id == first_id]
 
     assert found == [mine] and mine.current_wave == 7
+
+
+def test_a_time_ending_past_the_horizon_never_overlaps_the_losers_visit_after_it() -> None:
+    slot, losers = _lost_race(3)
+    loser = losers[0]
+    horizon_end = now_utc() + timedelta(hours=settings().alternatives_horizon_hours)
+    edge = f.slot(  # starts inside the horizon, ends past it
+        start_at=horizon_end - timedelta(minutes=10),
+        minutes=60,
+        practitioner=slot.practitioner,
+        service=slot.service,
+    )
+    own = f.slot(  # the loser's visit, starting past the horizon, overlapping ``edge``
+        start_at=horizon_end + timedelta(minutes=10),
+        practitioner=f.practitioner(location=slot.location),
+        service=f.service(category="other", duration_minutes=30),
+    )
+    booking.book_slot(own.id, loser, source=AppointmentSource.STAFF, actor=SYSTEM)
+    db.session.commit()
+
+    assert edge.id not in [a.slot.id for a in find_alternatives(loser, slot, limit=50)]
+    assert edge.id not in [a.slot.id for a in alternatives_after_race(loser, slot)]

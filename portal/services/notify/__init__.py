@@ -127,15 +127,21 @@ def queue_notifications(
             channel, not_before = plan.send
             attempts.append(_attempt(notification_id, m, purpose, channel, now, not_before))
     made = insert_rows(
-        NotificationAttempt.__table__, attempts, returning=("id", "purpose", "status", "not_before")
+        NotificationAttempt.__table__,
+        attempts,
+        returning=("id", "notification_id", "purpose", "status", "not_before"),
     )
-    for attempt in sorted(made, key=lambda row: row.id):
-        if attempt.status == AttemptStatus.QUEUED.value:
-            enqueue_send(attempt, now)
-    for notification_id in one_by_one:
-        notification = db.session.get(Notification, notification_id)
-        if notification is not None:
-            plan_next(notification, None, now, fresh=True)
+    to_send = {row.notification_id: row for row in made if row.status == AttemptStatus.QUEUED}
+    slow = set(one_by_one)
+    # Sends are enqueued in the notifications' order (a wave's best-ranked patient
+    # first), whichever way each was planned.
+    for notification_id, _ in queued:
+        if notification_id in to_send:
+            enqueue_send(to_send[notification_id], now)
+        elif notification_id in slow:
+            notification = db.session.get(Notification, notification_id)
+            if notification is not None:
+                plan_next(notification, None, now, fresh=True)
     return [notification_id for notification_id, _ in queued]
 
 
