@@ -198,7 +198,7 @@ def _time_losers(app: Flask, tokens: list[str], rows: int = 0) -> None:
     if rows:
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
-        stats.print_stats("portal/|jinja2|flask_wtf|flask_limiter|itsdangerous", rows)
+        stats.print_stats(rows)
         print("\nthe late losers' second tap, profiled (our code and the libraries it calls):")
         print(out.getvalue())
 
