@@ -21,10 +21,14 @@ from portal.services.audit import SYSTEM, Action, Actor, record, record_each, sn
 from portal.services.learning import wave_size
 from portal.services.matching import Exclusion, Match, closure_for, match_slot
 from portal.services.notify import Message, queue_notifications
+from portal.services.notify.policy import quiet_until
 from portal.services.offers import update_offers
 from portal.services.settings import FillPolicy, fill_policy, settings
 
 log = logging.getLogger(__name__)
+
+#: A learned wave stays open for this share (1/N) of the time left before the cutoff.
+LEARNED_WINDOW_SHARE = 4
 
 
 @dataclass
@@ -55,13 +59,46 @@ def schedule_fill(slot_id: int) -> None:
 
 
 def wave_expiry(slot: Slot, policy: FillPolicy, now: datetime) -> datetime:
-    """When a wave sent now stops accepting answers: shorter near the slot, never past cutoff."""
+    """When a wave sent now stops accepting answers: shorter near the slot, never past cutoff.
+
+    The learned mode sizes the window to the time left: a quarter of it up to the
+    cutoff (still room for four waves), between the policy's window and
+    ``learned_far_window_minutes``, so a patient who reads a text in an hour is not
+    dropped from a slot that is days away. A learned window that would close inside
+    the clinic's quiet hours stays open until the same window after they end: nobody
+    is asked at night, so closing it then only loses the patients who read in the morning.
+    """
     lead = slot.start_at - now
     near = lead <= timedelta(hours=policy.near_hours)
     window = timedelta(minutes=policy.near_window_minutes if near else policy.window_minutes)
-    if policy.mode == OfferMode.LEARNED and lead >= timedelta(days=1):
-        window = max(window, timedelta(minutes=settings().learned_far_window_minutes))
-    return min(now + window, cutoff_at(slot, policy))
+    cutoff = cutoff_at(slot, policy)
+    if policy.mode != OfferMode.LEARNED:
+        return min(now + window, cutoff)
+    far = timedelta(minutes=settings().learned_far_window_minutes)
+    window = max(window, min(far, (cutoff - now) / LEARNED_WINDOW_SHARE))
+    expires = now + window
+    morning = quiet_until(expires, slot.location.timezone)
+    if morning is not None:
+        expires = morning + window
+    return min(expires, cutoff)
+
+
+def wave_deferred_until(slot: Slot, policy: FillPolicy, now: datetime) -> datetime | None:
+    """When a learned wave asked for now should rather go: the end of the quiet hours.
+
+    In the clinic's quiet hours offers can only go by e-mail, and most are read after a
+    short window has closed, which costs the slot those patients for good (they were
+    offered it). So the learned mode waits for the morning, when texts may go — unless
+    that leaves less than one window before the cutoff. None means send now.
+    """
+    if policy.mode != OfferMode.LEARNED:
+        return None
+    morning = quiet_until(now, slot.location.timezone)
+    if morning is None:
+        return None
+    if morning + timedelta(minutes=policy.window_minutes) > cutoff_at(slot, policy):
+        return None
+    return morning
 
 
 def cutoff_at(slot: Slot, policy: FillPolicy) -> datetime:
@@ -136,6 +173,12 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
     if closure_for(slot) is not None:
         match = match_slot(slot, now, blocked=Exclusion.CLOSURE)
         return _exhaust(slot, now, actor, "inside a closure", expired, match)
+    morning = wave_deferred_until(slot, policy, now)
+    if morning is not None:
+        # One job per slot and morning (a later enqueue under the same id replaces it).
+        job_id = f"fill-slot-{slot.id}-{morning:%Y%m%d%H%M}"
+        schedule("fill_slot", slot.id, at=morning, job_id=job_id)
+        return WaveOutcome("waiting for the end of quiet hours", slot.current_wave, expired=expired)
     match = match_slot(slot, now)
     candidates = match.candidates
     if not candidates:

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from portal.clock import ManualClock, use_clock
 from portal.db import db, now_utc
 from portal.models import OfferPolicy, Slot
 from portal.models.enums import OfferMode, OfferStatus
+from portal.queue import _PENDING
 from portal.services import learning
 from portal.services.filling import advance
 from portal.services.matching import Exclusion, match_slot
 from portal.services.timezones import zone
 from tests import factories as f
 
-pytestmark = pytest.mark.usefixtures("app")
+pytestmark = pytest.mark.usefixtures("app", "daytime")
 NY = "America/New_York"
+#: A Wednesday at 11:00 in New York: learned waves go at once (no quiet hours).
+DAYTIME = datetime(2026, 6, 3, 11, 0, tzinfo=zone(NY))
+
+
+@pytest.fixture
+def daytime() -> Iterator[ManualClock]:
+    with use_clock(ManualClock(DAYTIME.astimezone(UTC))) as clock:
+        yield clock
+
+
+def _fill_jobs() -> list[dict]:
+    return [j for j in db.session.info.get(_PENDING, []) if j["spec"].path.endswith("fill_slot")]
 
 
 def _tuesday(hour: int, weeks_ahead: int = 1) -> datetime:
@@ -160,7 +175,57 @@ def test_learned_waves_stay_open_longer_for_slots_a_day_or_more_away() -> None:
     f.waitlist_entry(slot=far)
     offer = advance(far.id).offers[0]
     assert offer.window_expires_at - now_utc() > timedelta(minutes=110)
-    soon = f.slot(start_at=now_utc() + timedelta(hours=6))
+    soon = f.slot(start_at=now_utc() + timedelta(hours=3))
     f.waitlist_entry(slot=soon, short_notice_ok=True)
     offer = advance(soon.id).offers[0]
     assert offer.window_expires_at - now_utc() <= timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("mode", "minutes"),
+    [(OfferMode.LEARNED, 75), (OfferMode.WAVES, 30)],
+)
+def test_learned_waves_give_slow_readers_a_share_of_the_time_left(mode, minutes) -> None:
+    """Six hours ahead the cutoff is five hours away: a learned wave gets a quarter of it."""
+    db.session.add(OfferPolicy(category="injectables", mode=mode, wave_size=3))
+    slot = f.slot(start_at=now_utc() + timedelta(hours=6))
+    f.waitlist_entry(slot=slot, short_notice_ok=True)
+    offer = advance(slot.id).offers[0]
+    assert offer.window_expires_at - now_utc() == timedelta(minutes=minutes)
+
+
+def test_a_learned_wave_asked_for_at_night_waits_for_the_morning(daytime) -> None:
+    _learned()
+    slot = f.slot(start_at=_tuesday(10))
+    f.waitlist_entry(slot=slot)
+    night = DAYTIME.replace(hour=22, minute=30)
+    daytime.set(night.astimezone(UTC))
+    outcome = advance(slot.id)
+    assert outcome.offers == []
+    assert outcome.reason == "waiting for the end of quiet hours"
+    morning = (night + timedelta(days=1)).replace(hour=8, minute=0)
+    assert [j["at"] for j in _fill_jobs()] == [morning]
+    daytime.set(morning.astimezone(UTC))
+    assert len(advance(slot.id).offers) == 1
+
+
+def test_a_learned_wave_for_a_slot_before_the_morning_cutoff_goes_at_night(daytime) -> None:
+    _learned()
+    night = DAYTIME.replace(hour=22, minute=30)
+    slot = f.slot(start_at=(night + timedelta(days=1)).replace(hour=8, minute=45))
+    f.waitlist_entry(slot=slot, short_notice_ok=True)
+    daytime.set(night.astimezone(UTC))
+    offer = advance(slot.id).offers[0]
+    # Nobody reads at night: the window runs on into the morning, up to the cutoff.
+    assert offer.window_expires_at == slot.start_at - timedelta(minutes=60)
+
+
+def test_a_learned_window_ending_in_quiet_hours_runs_on_after_them(daytime) -> None:
+    _learned()
+    slot = f.slot(start_at=_tuesday(10, 2))
+    f.waitlist_entry(slot=slot)
+    evening = DAYTIME.replace(hour=20, minute=0)
+    daytime.set(evening.astimezone(UTC))
+    offer = advance(slot.id).offers[0]
+    morning = (evening + timedelta(days=1)).replace(hour=8, minute=0)
+    assert offer.window_expires_at == morning + timedelta(minutes=120)
