@@ -4,7 +4,8 @@ The clock is a ``ManualClock``; every job the services schedule (``portal.queue`
 diverted into this loop's agenda and run when the virtual clock reaches its time, by
 its registered dotted path, exactly as a worker would. Periodic jobs run at a fixed
 virtual cadence; the no-show sweep runs at the first 5-minute tick after a missed start
-(what ``portal cron`` would do). Messages go to the outbox backend; the "network"
+(what ``portal cron`` would do), and the database is analysed once a virtual day
+(autovacuum's part). Messages go to the outbox backend; the "network"
 delivers each one through the outbox's receipt path, and the simulated patient reads
 it after a delay and answers through ``services.responses``, as the offer page would.
 """
@@ -120,6 +121,10 @@ class Simulation:
         while tick < plan.end:
             self.at(tick, "periodic", None)
             tick += self.periodic
+        day = plan.start
+        while day < plan.end:
+            self.at(day, "analyze", None)
+            day += timedelta(days=1)
         total = (plan.end - plan.start).total_seconds()
         while self._agenda and self._agenda[0][0] < plan.end:
             when, seq, kind, data = heapq.heappop(self._agenda)
@@ -160,6 +165,13 @@ class Simulation:
     def _on_periodic(self, seq: int, data: None) -> None:
         for path in PERIODIC:
             self._run_job(path, ())
+
+    def _on_analyze(self, seq: int, data: None) -> None:
+        # What autovacuum does for a live database (it may be off on the scratch
+        # server): without fresh statistics the planner takes the growing offer and
+        # notification tables for empty, and the ranking's queries go quadratic.
+        db.session.execute(sa.text("ANALYZE"))
+        db.session.commit()
 
     def _on_cancel(self, seq: int, appointment_id: int) -> None:
         appointment = db.session.get(Appointment, appointment_id)
