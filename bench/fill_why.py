@@ -15,7 +15,9 @@ keyed by patient and slot, so they can be asked after the run):
 * ``acceptor's offer <status>`` — they were offered it and the offer expired unread
   (or read too late), or was withdrawn.
 
-It prints the tally per policy, and the offers per slot and wave for the learned mode.
+It prints the tally per policy and how many waves the slots took; ``--verbose`` adds
+one line per expired acceptor's offer (when it was sent, its window, how fast that
+patient reads texts and e-mails).
 """
 
 from __future__ import annotations
@@ -42,13 +44,13 @@ from portal.models import Appointment, Offer, Slot, WaitlistEntry
 from portal.models.enums import OfferStatus
 from portal.queue import divert_jobs
 from portal.services.matching import match_slot
+from portal.services.timezones import to_local
 from portal.simulation import MIGRATIONS, _scratch_app, apply_policy
 from portal.simulation.behaviour import draw
 from portal.simulation.clinic import START, build_clinic
 from portal.simulation.engine import Simulation
 from portal.simulation.figures import compute
 from portal.simulation.scratch import scratch_server
-from portal.services.timezones import to_local
 
 INSTANCE = Path(__file__).resolve().parent.parent / "instance"
 
@@ -61,7 +63,7 @@ def would_accept(plan, patient_id: int, slot: Slot, at) -> bool:
     return rng.random() < persona.acceptance(slot.start_at, slot.practitioner_id, at)
 
 
-def diagnose(plan, tally) -> Counter:
+def diagnose(plan, tally, verbose: bool = False) -> Counter:
     reasons: Counter = Counter()
     booked_at = {
         entry_id: at
@@ -110,11 +112,12 @@ def diagnose(plan, tally) -> Counter:
             window = (offer.window_expires_at - offer.created_at).total_seconds() / 60
             lead = (slot.start_at - released).total_seconds() / 3600
             persona = plan.personas[offer.patient_id]
-            print(
-                f"    slot {slot_id} lead {lead:.1f}h offer {local:%a %H:%M} window {window:.0f}m"
-                f" sms {persona.sms_minutes:.0f}m email {persona.email_minutes:.0f}m"
-                f" {offer.status.value}"
-            )
+            if verbose:
+                print(
+                    f"    slot {slot_id} lead {lead:.1f}h offer {local:%a %H:%M} window {window:.0f}m"
+                    f" sms {persona.sms_minutes:.0f}m email {persona.email_minutes:.0f}m"
+                    f" {offer.status.value}"
+                )
             reasons[f"acceptor's offer {offer.status.value}"] += 1
             continue
         with use_clock(ManualClock(released)):
@@ -131,6 +134,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--policies", default="broadcast,learned")
+    parser.add_argument("--verbose", action="store_true", help="one line per expired offer")
     args = parser.parse_args()
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     live = normalise_database_url(url) if url else database_url(INSTANCE)
@@ -155,7 +159,7 @@ def main() -> int:
                 with use_clock(clock), divert_jobs(simulation.sink):
                     tally = simulation.run()
                     figures = compute(tally, plan.start, plan.end)
-                    reasons = diagnose(plan, tally)
+                    reasons = diagnose(plan, tally, args.verbose)
                     waves = Counter(
                         db.session.execute(
                             sa.select(Offer.slot_id, Offer.wave).distinct()
