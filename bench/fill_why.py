@@ -92,6 +92,15 @@ def diagnose(plan, tally, verbose: bool = False) -> Counter:
         }
         if filled:
             reasons["filled"] += 1
+            if verbose:
+                booking = db.session.get(Appointment, filled)
+                local = to_local(released, slot.location.timezone)
+                minutes = (booking.booked_at - released).total_seconds() / 60
+                print(
+                    f"    filled slot {slot_id} released {local:%a %H:%M}"
+                    f" lead {(slot.start_at - released).total_seconds() / 3600:.1f}h"
+                    f" in {minutes:.0f} min, wave {booking.offer.wave}"
+                )
             continue
         entries = db.session.scalars(
             sa.select(WaitlistEntry).where(
@@ -124,9 +133,41 @@ def diagnose(plan, tally, verbose: bool = False) -> Counter:
             match = match_slot(slot, released)
         why = {lo.patient.id: lo.reason.value for lo in match.left_out}
         first = why.get(acceptors[0].patient_id, "not reached")
+        if verbose and first == "not reached":
+            lead = (slot.start_at - released).total_seconds() / 3600
+            print(
+                f"    slot {slot_id} lead {lead:.1f}h waves {slot.current_wave}"
+                f" offers {len(offers)} stopped {slot.fill_exhausted_reasons}"
+            )
         reasons[f"acceptor never asked: {first}"] += 1
         db.session.rollback()
     return reasons
+
+
+def fill_times(plan, tally) -> None:
+    """Minutes to fill, by when the slot was released: daytime, or in the quiet hours."""
+    times: dict[str, list[float]] = {"day": [], "night": []}
+    for slot_id, released in tally.releases.items():
+        slot = db.session.get(Slot, slot_id)
+        if not (plan.start <= released < plan.end) or slot.start_at >= plan.end:
+            continue
+        booked = db.session.scalar(
+            sa.select(Appointment.booked_at).where(
+                Appointment.slot_id == slot_id,
+                Appointment.offer_id.is_not(None),
+                Appointment.booked_at >= released,
+            )
+        )
+        if booked is None:
+            continue
+        hour = to_local(released, slot.location.timezone).hour
+        times["night" if hour >= 21 or hour < 8 else "day"].append(
+            (booked - released).total_seconds() / 60
+        )
+    for when, values in times.items():
+        values.sort()
+        middle = values[len(values) // 2] if values else None
+        print(f"  fills of slots released by {when}: {len(values)}, median {middle} min")
 
 
 def main() -> int:
@@ -160,6 +201,7 @@ def main() -> int:
                     tally = simulation.run()
                     figures = compute(tally, plan.start, plan.end)
                     reasons = diagnose(plan, tally, args.verbose)
+                    fill_times(plan, tally)
                     waves = Counter(
                         db.session.execute(
                             sa.select(Offer.slot_id, Offer.wave).distinct()
