@@ -65,8 +65,10 @@ def wave_expiry(slot: Slot, policy: FillPolicy, now: datetime) -> datetime:
     cutoff (still room for four waves), between the policy's window and
     ``learned_far_window_minutes``, so a patient who reads a text in an hour is not
     dropped from a slot that is days away. A learned window that would close inside
-    the clinic's quiet hours stays open until the same window after they end: nobody
-    is asked at night, so closing it then only loses the patients who read in the morning.
+    the clinic's quiet hours stays open until the same window after they end: an offer
+    made in the evening goes by e-mail and is mostly read the next morning, and one that
+    expired overnight would cost the slot that patient for good (nobody is offered the
+    same slot twice), while the next wave could only go by e-mail too.
     """
     lead = slot.start_at - now
     near = lead <= timedelta(hours=policy.near_hours)
@@ -81,24 +83,6 @@ def wave_expiry(slot: Slot, policy: FillPolicy, now: datetime) -> datetime:
     if morning is not None:
         expires = morning + window
     return min(expires, cutoff)
-
-
-def wave_deferred_until(slot: Slot, policy: FillPolicy, now: datetime) -> datetime | None:
-    """When a learned wave asked for now should rather go: the end of the quiet hours.
-
-    In the clinic's quiet hours offers can only go by e-mail, and most are read after a
-    short window has closed, which costs the slot those patients for good (they were
-    offered it). So the learned mode waits for the morning, when texts may go — unless
-    that leaves less than one window before the cutoff. None means send now.
-    """
-    if policy.mode != OfferMode.LEARNED:
-        return None
-    morning = quiet_until(now, slot.location.timezone)
-    if morning is None:
-        return None
-    if morning + timedelta(minutes=policy.window_minutes) > cutoff_at(slot, policy):
-        return None
-    return morning
 
 
 def cutoff_at(slot: Slot, policy: FillPolicy) -> datetime:
@@ -173,12 +157,6 @@ def advance(slot_id: int, now: datetime | None = None, actor: Actor = SYSTEM) ->
     if closure_for(slot) is not None:
         match = match_slot(slot, now, blocked=Exclusion.CLOSURE)
         return _exhaust(slot, now, actor, "inside a closure", expired, match)
-    morning = wave_deferred_until(slot, policy, now)
-    if morning is not None:
-        # One job per slot and morning (a later enqueue under the same id replaces it).
-        job_id = f"fill-slot-{slot.id}-{morning:%Y%m%d%H%M}"
-        schedule("fill_slot", slot.id, at=morning, job_id=job_id)
-        return WaveOutcome("waiting for the end of quiet hours", slot.current_wave, expired=expired)
     match = match_slot(slot, now)
     candidates = match.candidates
     if not candidates:

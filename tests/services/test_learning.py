@@ -20,7 +20,7 @@ from tests import factories as f
 
 pytestmark = pytest.mark.usefixtures("app", "daytime")
 NY = "America/New_York"
-#: A Wednesday at 11:00 in New York: learned waves go at once (no quiet hours).
+#: A Wednesday at 11:00 in New York, outside the quiet hours (21:00-08:00).
 DAYTIME = datetime(2026, 6, 3, 11, 0, tzinfo=zone(NY))
 
 
@@ -30,8 +30,8 @@ def daytime() -> Iterator[ManualClock]:
         yield clock
 
 
-def _fill_jobs() -> list[dict]:
-    return [j for j in db.session.info.get(_PENDING, []) if j["spec"].path.endswith("fill_slot")]
+def _expiry_jobs() -> list[dict]:
+    return [j for j in db.session.info.get(_PENDING, []) if j["spec"].path.endswith("expire_wave")]
 
 
 def _tuesday(hour: int, weeks_ahead: int = 1) -> datetime:
@@ -194,19 +194,16 @@ def test_learned_waves_give_slow_readers_a_share_of_the_time_left(mode, minutes)
     assert offer.window_expires_at - now_utc() == timedelta(minutes=minutes)
 
 
-def test_a_learned_wave_asked_for_at_night_waits_for_the_morning(daytime) -> None:
+def test_a_learned_wave_asked_for_at_night_stays_open_into_the_morning(daytime) -> None:
     _learned()
     slot = f.slot(start_at=_tuesday(10))
     f.waitlist_entry(slot=slot)
     night = DAYTIME.replace(hour=22, minute=30)
     daytime.set(night.astimezone(UTC))
-    outcome = advance(slot.id)
-    assert outcome.offers == []
-    assert outcome.reason == "waiting for the end of quiet hours"
+    offer = advance(slot.id).offers[0]
     morning = (night + timedelta(days=1)).replace(hour=8, minute=0)
-    assert [j["at"] for j in _fill_jobs()] == [morning]
-    daytime.set(morning.astimezone(UTC))
-    assert len(advance(slot.id).offers) == 1
+    assert offer.window_expires_at == morning + timedelta(minutes=120)
+    assert [j["at"] for j in _expiry_jobs()] == [offer.window_expires_at + timedelta(seconds=1)]
 
 
 def test_a_learned_wave_for_a_slot_before_the_morning_cutoff_goes_at_night(daytime) -> None:
