@@ -15,7 +15,9 @@ keyed by patient and slot, so they can be asked after the run):
 * ``acceptor's offer <status>`` — they were offered it and the offer expired unread
   (or read too late), or was withdrawn.
 
-It prints the tally per policy and how many waves the slots took; ``--verbose`` adds
+It prints the tally per policy, how many waves the slots took, and the releases, fills
+and median minutes to fill of slots released by day and in the quiet hours (21:00-08:00);
+``--verbose`` adds
 one line per expired acceptor's offer (when it was sent, its window, how fast that
 patient reads texts and e-mails).
 """
@@ -147,10 +149,13 @@ def diagnose(plan, tally, verbose: bool = False) -> Counter:
 def fill_times(plan, tally) -> None:
     """Minutes to fill, by when the slot was released: daytime, or in the quiet hours."""
     times: dict[str, list[float]] = {"day": [], "night": []}
+    released_by: Counter = Counter()
     for slot_id, released in tally.releases.items():
         slot = db.session.get(Slot, slot_id)
         if not (plan.start <= released < plan.end) or slot.start_at >= plan.end:
             continue
+        hour = to_local(released, slot.location.timezone).hour
+        released_by["night" if hour >= 21 or hour < 8 else "day"] += 1
         booked = db.session.scalar(
             sa.select(Appointment.booked_at).where(
                 Appointment.slot_id == slot_id,
@@ -160,14 +165,16 @@ def fill_times(plan, tally) -> None:
         )
         if booked is None:
             continue
-        hour = to_local(released, slot.location.timezone).hour
         times["night" if hour >= 21 or hour < 8 else "day"].append(
             (booked - released).total_seconds() / 60
         )
     for when, values in times.items():
         values.sort()
         middle = values[len(values) // 2] if values else None
-        print(f"  fills of slots released by {when}: {len(values)}, median {middle} min")
+        print(
+            f"  released by {when}: {released_by[when]}, filled {len(values)},"
+            f" median {middle} min to fill"
+        )
 
 
 def main() -> int:
