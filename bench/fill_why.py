@@ -17,9 +17,9 @@ keyed by patient and slot, so they can be asked after the run):
 
 It prints the tally per policy, how many waves the slots took, and the releases, fills
 and median minutes to fill of slots released by day and in the quiet hours (21:00-08:00);
-``--verbose`` adds
-one line per expired acceptor's offer (when it was sent, its window, how fast that
-patient reads texts and e-mails).
+``--verbose`` adds one line per filled slot (released when, filled how fast, by which
+wave), per acceptor's expired offer (sent when, its window, how fast that patient reads
+texts and e-mails) and per acceptor never reached (waves, offers, why filling stopped).
 """
 
 from __future__ import annotations
