@@ -33,8 +33,8 @@ class Settings:
     learned_weekly_offer_cap: int = 3
     learned_wave_target_percent: int = 80
     learned_wave_max: int = 8
-    #: The learned mode keeps a wave open this long for slots a day or more away: slow
-    #: readers (e-mail) still find the offer open, and nobody needs the slot in minutes.
+    #: The longest a learned wave stays open (it gets a quarter of the time left before
+    #: the cutoff): slow readers (e-mail) still find the offer open.
     learned_far_window_minutes: int = 120
     #: Offers for slots starting sooner than this go only to entries that accept short notice.
     short_notice_hours: int = 2
