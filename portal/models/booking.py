@@ -30,6 +30,16 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
             unique=True,
             postgresql_where=sa.text("status NOT IN ('cancelled', 'no_show')"),
         ),
+        # An accepted offer makes one booking. (Not "one accepted offer per slot": a
+        # booking cancelled later leaves its offer accepted — the patient did accept —
+        # and the reopened slot must still be bookable through a new offer. One live
+        # booking per slot is the index above.)
+        sa.Index(
+            "uq_appointment_one_per_offer",
+            "offer_id",
+            unique=True,
+            postgresql_where=sa.text("offer_id IS NOT NULL"),
+        ),
         # One want, one booking: a waitlist entry is booked at most once at a time.
         sa.Index(
             "uq_appointment_one_active_per_entry",
@@ -112,12 +122,6 @@ class Appointment(PkMixin, TimestampMixin, db.Model):
 class Offer(PkMixin, TimestampMixin, db.Model):
     __tablename__ = "offer"
     __table_args__ = (
-        sa.Index(
-            "uq_offer_one_accepted_per_slot",
-            "slot_id",
-            unique=True,
-            postgresql_where=sa.text("status = 'accepted'"),
-        ),
         # A patient is asked about a given slot once; makes a re-run fill job harmless.
         sa.UniqueConstraint("slot_id", "patient_id"),
         sa.Index("ix_offer_patient_status", "patient_id", "status"),

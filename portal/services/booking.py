@@ -435,7 +435,7 @@ def check_answerable(offer: Offer, now: datetime) -> None:
 #: Constraints whose violation means another request won a race, and what to answer.
 _RACE_CONSTRAINTS: dict[str, type[Conflict]] = {
     "uq_appointment_one_active_per_slot": SlotTaken,
-    "uq_offer_one_accepted_per_slot": SlotTaken,
+    "uq_appointment_one_per_offer": SlotTaken,
     "slot_booking_consistent": SlotTaken,
     "uq_appointment_one_active_per_entry": EntryClosed,
 }

@@ -39,11 +39,22 @@ def test_cancelled_or_no_show_appointment_frees_the_slot(inactive: AppointmentSt
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Appointment)) == 2
 
 
-def test_second_accepted_offer_on_a_slot_is_rejected() -> None:
+def test_an_accepted_offer_makes_one_booking() -> None:
     slot = f.slot()
-    f.offer(slot=slot, status=OfferStatus.ACCEPTED)
-    with pytest.raises(IntegrityError, match="uq_offer_one_accepted_per_slot"):
-        f.offer(slot=slot, status=OfferStatus.ACCEPTED)
+    offer = f.offer(slot=slot, status=OfferStatus.ACCEPTED)
+    f.appointment(slot=slot, patient=offer.patient, offer_id=offer.id)
+    other = f.slot()
+    with pytest.raises(IntegrityError, match="uq_appointment_one_per_offer"):
+        f.appointment(slot=other, patient=offer.patient, offer_id=offer.id)
+
+
+def test_a_reopened_slot_may_have_a_second_accepted_offer() -> None:
+    slot = f.slot()
+    first = f.offer(slot=slot, status=OfferStatus.ACCEPTED)
+    f.appointment(slot=slot, offer_id=first.id, status=AppointmentStatus.CANCELLED)
+    second = f.offer(slot=slot, status=OfferStatus.ACCEPTED)
+    f.appointment(slot=slot, offer_id=second.id)
+    db.session.commit()
 
 
 def test_patient_is_offered_a_slot_only_once() -> None:

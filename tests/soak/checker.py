@@ -177,9 +177,13 @@ def _offers(conn: sa.Connection, tally: Tally, now: Any) -> None:
         "offer_accepted_twice",
         _rows(
             conn,
-            "SELECT slot_id FROM offer o WHERE status = 'accepted' AND NOT EXISTS"
-            " (SELECT 1 FROM slot s WHERE s.hold_offer_id = o.id)"
-            " GROUP BY slot_id HAVING count(*) > 1",
+            # A booking cancelled later leaves its offer accepted and the slot open to a
+            # new offer: two accepted offers are a violation while both still stand.
+            "SELECT o.slot_id FROM offer o WHERE o.status = 'accepted' AND (EXISTS"
+            " (SELECT 1 FROM slot s WHERE s.hold_offer_id = o.id) OR EXISTS"
+            " (SELECT 1 FROM appointment a WHERE a.offer_id = o.id AND a.slot_id = o.slot_id"
+            " AND a.status NOT IN ('cancelled', 'no_show')))"
+            " GROUP BY o.slot_id HAVING count(*) > 1",
         ),
     )
     # An accepted offer is a booking (or a live hold); anything else was lost on the way.

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Charge, ChargeEntry, Patient
+from portal.models import Appointment, Charge, ChargeEntry, Patient
 from portal.models.enums import ChargeStatus, PaymentProviderName
 from portal.services import ledger
 from portal.services.audit import Actor
@@ -77,11 +77,20 @@ def payment_ref(charge_id: int) -> str | None:
     )
 
 
+def _booked(offer_id: int) -> bool:
+    return (
+        db.session.scalar(sa.select(Appointment.id).where(Appointment.offer_id == offer_id))
+        is not None
+    )
+
+
 def refund(charge_id: int, *, note: str, now: datetime | None = None) -> str:
     """Give a provider-taken payment back (a paid hold that had lapsed, say)."""
     charge = db.session.get(Charge, charge_id)
     if charge is None or ledger.status_of(charge.id) != ChargeStatus.SUCCEEDED:
         return "nothing to refund"
+    if charge.offer_id is not None and _booked(charge.offer_id):
+        return "kept for its booking"  # the payment completed its hold after all
     ref = payment_ref(charge_id)
     provider = get_provider()
     if ref is None or provider is None:

@@ -14,12 +14,15 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from portal.db import db, now_utc
 from portal.models import Charge, Patient
 from portal.models.enums import ChargeKind, ChargeStatus, PaymentProviderName
 from portal.queue import schedule
 from portal.services import holds, ledger
 from portal.services.audit import Action, record
+from portal.services.booking import lost_race
 from portal.services.errors import DomainError
 from portal.services.payments.collect import PROVIDER_ACTOR
 
@@ -71,9 +74,17 @@ def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
             return "booked"
         except DomainError as exc:
             log.info("paid hold for charge %s could not book (%s)", charge.id, exc.code)
+        except sa.exc.DBAPIError as exc:
+            # A lost race the database caught (an index, the booking check) means the
+            # same as one the code caught; a deadlock reruns the whole event instead.
+            conflict = lost_race(exc)
+            if conflict is None or conflict.code == "busy_retry":
+                raise
+            log.info("paid hold for charge %s could not book (%s)", charge.id, conflict.code)
     # The hold lapsed (or the slot went) before the payment landed: keep the record
-    # straight — it was paid — and give the money back.
-    ledger.append(
+    # straight — it was paid — and give the money back. Answering anything but 2xx
+    # would only make Stripe send the event again, for ever.
+    step = ledger.append(
         charge.id,
         ChargeStatus.SUCCEEDED,
         key=f"{charge.idempotency_key}:succeeded",
@@ -83,6 +94,10 @@ def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
         note="paid after the hold ended; refunding",
         now=now,
     )
+    if not step.new:
+        # Recorded meanwhile: by a duplicate of this event (which asked for the refund;
+        # ``settle_payments`` redoes a lost one) or by the booking it completed.
+        return "duplicate"
     schedule("refund_charge", charge.id)
     return "refunding"
 
