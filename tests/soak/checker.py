@@ -216,7 +216,8 @@ def _notifications(
     }
     # Sent twice: the providers received more than one message or call for one
     # notification on one channel.
-    sends: Counter[tuple[int, str]] = Counter()
+    # (notification, channel) → the attempt and provider id of each send, to name them.
+    sends: dict[tuple[int, str], list[tuple[int, str]]] = {}
     unknown: list[Any] = []
     with twilio._lock:
         created = list(twilio.created)
@@ -225,7 +226,7 @@ def _notifications(
         if attempt is None:
             unknown.append(item.sid)
             continue
-        sends[(attempt[0], attempt[1])] += 1
+        sends.setdefault((attempt[0], attempt[1]), []).append((item.attempt_id, item.sid))
     with smtp.handler.lock:
         mails = list(smtp.handler.messages)
     for mail in mails:
@@ -234,8 +235,8 @@ def _notifications(
         if attempt is None:
             unknown.append(raw)
             continue
-        sends[(attempt[0], attempt[1])] += 1
-    tally.add("duplicated", [key for key, n in sends.items() if n > 1])
+        sends.setdefault((attempt[0], attempt[1]), []).append((int(raw), "smtp"))
+    tally.add("duplicated", [(*key, each) for key, each in sends.items() if len(each) > 1])
     tally.add("unknown_sends", unknown)
 
     # Lost: pending with nothing left that will move it; waiting: a deadline still ahead.
