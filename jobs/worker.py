@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, current_app
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from rq import Queue, Worker
+from rq import Queue, Worker, worker_registration
 
 from portal.db import db
 from portal.queue import JOBS, QUEUES, redis_connection
@@ -31,6 +31,28 @@ class PortalWorker(Worker):
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stop_signalled = True
         super().request_stop(signum, frame)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """Extend the registration, and register again if Redis forgot the worker.
+
+        A Redis restarted empty while the worker kept its connection loop alive leaves
+        a worker that works but that nothing lists (``portal doctor``, ``/healthz``): RQ
+        registers only at birth, and its heartbeat recreates a bare hash outside the
+        registry. The check costs one ``SISMEMBER`` per heartbeat; heartbeats sent in a
+        pipeline (while a job runs) skip it, the one after the job makes it.
+        """
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None and not self.connection.sismember(self.redis_workers_keys, self.key):
+            self.register_again(timeout)
+
+    def register_again(self, timeout: int | None = None) -> None:
+        """Write the worker's record and registry entries again (Redis lost them)."""
+        log.warning("worker %s was not registered in Redis; registering again", self.name)
+        with self.connection.pipeline() as pipeline:
+            pipeline.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            worker_registration.register(self, pipeline)
+            pipeline.expire(self.key, timeout or self.worker_ttl + 60)
+            pipeline.execute()
 
     def perform_job(self, job: Any, queue: Queue) -> bool:
         # Runs in the forked child: sockets inherited from the parent must not be used.

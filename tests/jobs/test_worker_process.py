@@ -79,3 +79,37 @@ def test_only_a_stop_signal_ends_the_worker_loop(
     monkeypatch.setattr(worker_module, "preload_jobs", lambda: None)
     run_worker(app, burst=False, with_scheduler=False)
     assert len(calls) == 2 and calls[0] != calls[1]
+
+
+def _registered_for_queues(redis: PrivateRedis) -> list[str]:
+    """The queues of every registered worker, as ``portal doctor`` would see them."""
+    connection = Redis.from_url(redis.url)
+    try:
+        return sorted(q for w in Worker.all(connection=connection) for q in w.queue_names())
+    except Exception:
+        return []
+    finally:
+        connection.close()
+
+
+def test_a_running_worker_registers_again_after_redis_comes_back_empty(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Found by the soak: the worker kept working after a quick restart of an empty
+    Redis but was no longer in RQ's registry, so doctor and /healthz said "no worker"."""
+    redis = PrivateRedis(tmp_path).start()
+    log = tmp_path / "worker.log"
+    worker = start_portal("worker", database_url, redis, log)
+    try:
+        assert wait_for(lambda: _registered(redis), 60), log.read_text()[-2000:]
+        before = _registered_for_queues(redis)
+        redis.stop()
+        redis.start()  # back at once, and empty
+        assert _works(redis), "no job ran after the restart:\n" + log.read_text()[-2000:]
+        assert wait_for(lambda: _registered_for_queues(redis) == before, 30), (
+            "not registered again:\n" + log.read_text()[-2000:]
+        )
+        assert worker.poll() is None
+    finally:
+        stop(worker)
+        redis.stop()
