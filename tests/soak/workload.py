@@ -494,7 +494,8 @@ class Clients:
     def _pay(self, session_id: str) -> None:
         payload, signature = self.stripe.sign(self.stripe.complete(session_id))
         for _ in range(1 + (random.random() < 0.3)):  # Stripe may deliver an event twice
-            for _retry in range(30):  # and retries while the endpoint fails, as Stripe does
+            # and retries until the endpoint answers 2xx, as Stripe does (any other answer)
+            for _retry in range(30):
                 response = self.request(
                     "stripe_webhook",
                     "POST",
@@ -502,7 +503,7 @@ class Clients:
                     data=payload,
                     headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
                 )
-                if response is not None and response.status_code < 500:
+                if response is not None and 200 <= response.status_code < 300:
                     break
                 time.sleep(1.0)
 
