@@ -2,7 +2,9 @@
 
 The webhook verifies ``Stripe-Signature`` against ``STRIPE_WEBHOOK_SECRET`` (400
 otherwise, and when no provider is configured), applies the event in one transaction
-and answers 200; a lost race answers 409 so Stripe delivers the event again.
+and answers 200 — a payment that can no longer book is recorded and refunded, still
+200; an event it cannot apply yet (a deadlock two reruns did not clear) answers 409, so
+Stripe delivers it again.
 ``POST /o/<token>/pay`` starts Checkout for the held slot's deposit or prepayment (the
 provider is called outside any transaction) and sends the patient there.
 """
