@@ -238,6 +238,7 @@ def _seed(database_url: str, redis_url: str, secret: str, base_url: str) -> tupl
         set_setting("non_urgent_daily_cap", 1000)
         set_setting("non_urgent_weekly_cap", 1000)
         set_setting("no_show_grace_minutes", 0)
+        set_setting("reminder_cadence_hours", {"default": [24, 3]})  # 3 h: due within the run
         patient_ids = []
         for i in range(SEED_PATIENTS):
             patient = f.patient(
@@ -395,10 +396,18 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
         finally:
             engine.dispose()
         exits = cluster.unplanned_exits()
-        #: A 500 is a bug whatever the fault; a process exit nobody caused is a crash.
+        #: A 500 is a bug whatever the fault; a process exit nobody caused is a crash; a
+        #: run of 5 minutes or more that made no no-show or sent no reminder did not test
+        #: those promises at all.
+        unexercised = [
+            name
+            for name in ("no_shows", "reminders_sent")
+            if seconds >= 300 and not tally.counts[name]
+        ]
         broken = {
             "http_500": stats.outcomes["500"],
             "unplanned_exits": sum(len(v) for v in exits.values()),
+            "unexercised": len(unexercised),
         }
         extra = {
             **broken,

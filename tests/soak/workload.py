@@ -231,7 +231,12 @@ class Clients:
         time.sleep(random.uniform(0.3, 0.9))
 
     def open_slot(self) -> None:
-        start = _aligned(datetime.now(UTC) + timedelta(hours=random.uniform(3, 72)))
+        if random.random() < 0.3:  # its 3-hour reminder falls due during the run
+            start = (datetime.now(UTC) + timedelta(hours=3, minutes=random.uniform(2, 10))).replace(
+                second=0, microsecond=0
+            )
+        else:
+            start = _aligned(datetime.now(UTC) + timedelta(hours=random.uniform(3, 72)))
         body = {
             "practitioner_id": random.choice(self.world.practitioner_ids),
             "service_id": random.choice(self.world.service_ids),
@@ -300,7 +305,10 @@ class Clients:
 
     def near_booking(self) -> None:
         """A visit starting in about a minute: checked in, or left to become a no-show."""
-        start = datetime.now(UTC) + timedelta(seconds=random.uniform(60, 100))
+        # Whole minutes, as the API requires (seconds here made every one a 422 before).
+        start = (datetime.now(UTC) + timedelta(seconds=random.uniform(90, 150))).replace(
+            second=0, microsecond=0
+        )
         body = {
             "practitioner_id": random.choice(self.world.practitioner_ids),
             "service_id": random.choice(self.world.service_ids),
