@@ -143,3 +143,20 @@ def test_a_payment_racing_its_duplicate_and_the_lapse_is_kept_or_refunded_once(
             assert status == ChargeStatus.SUCCEEDED
             assert refund_charge(charge_id) == "refunded"
         assert_consistent()
+
+
+def test_a_refund_lost_with_redis_is_redone_within_a_minute(
+    client: FlaskClient, stripe: FakeStripe
+) -> None:
+    """Found by the soak: a refund job lost with Redis waited two minutes for the sweep."""
+    slot = f.slot()
+    offer, outcome = _accept(slot, deposit=True)
+    _pay(client, offer)
+    holds.release_hold(slot.id, offer.id, actor=SYSTEM, now=now_utc() + timedelta(seconds=120))
+    db.session.commit()
+    assert _deliver(client, stripe, stripe.complete(_session_id(stripe))).json["outcome"] == (
+        "refunding"
+    )  # ... and Redis loses the refund job before a worker takes it
+    paid_at = now_utc()
+    assert refunds_due(paid_at) == []  # the job enqueued at commit gets its chance first
+    assert refunds_due(paid_at + timedelta(seconds=35)) == [outcome.charge.id]

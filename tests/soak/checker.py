@@ -284,6 +284,16 @@ def _still_moving(attempt: tuple[Any, ...], now: Any, queued_jobs: set[str]) -> 
     return deadline is None or deadline > now - SLACK  # sent: the receipt may still come
 
 
+#: Deposits paid (a success in the ledger) with neither a booking nor a refund.
+KEPT_WITHOUT_BOOKING = (
+    "SELECT c.offer_id FROM charge c WHERE c.offer_id IS NOT NULL AND EXISTS"
+    " (SELECT 1 FROM charge_entry e WHERE e.charge_id = c.id AND e.status = 'succeeded')"
+    " AND NOT EXISTS (SELECT 1 FROM charge_entry e WHERE e.charge_id = c.id"
+    " AND e.status = 'refunded') AND NOT EXISTS (SELECT 1 FROM appointment a"
+    " WHERE a.offer_id = c.offer_id)"
+)
+
+
 def _charges(conn: sa.Connection, tally: Tally, stripe: FakeStripe) -> None:
     tally.add(
         "charged_twice",
@@ -300,15 +310,7 @@ def _charges(conn: sa.Connection, tally: Tally, stripe: FakeStripe) -> None:
     tally.add("provider_charged_twice", [c for c, n in per_charge.items() if n > 1])
     # A deposit paid at the provider ends as a booking, or is refunded: never kept for nothing.
     paid_offers = {str(s.get("metadata", {}).get("offer_id")) for s in paid_sessions}
-    kept = _rows(
-        conn,
-        "SELECT c.offer_id FROM charge c WHERE c.offer_id IS NOT NULL AND EXISTS"
-        " (SELECT 1 FROM charge_entry e WHERE e.charge_id = c.id AND e.status = 'succeeded')"
-        " AND NOT EXISTS (SELECT 1 FROM charge_entry e WHERE e.charge_id = c.id"
-        " AND e.status = 'refunded') AND NOT EXISTS (SELECT 1 FROM appointment a"
-        " WHERE a.offer_id = c.offer_id)",
-    )
-    tally.add("paid_without_booking", kept)
+    tally.add("paid_without_booking", _rows(conn, KEPT_WITHOUT_BOOKING))
     # Every payment Stripe took is in the ledger (as a success, then maybe a refund).
     recorded = {
         str(row[0])

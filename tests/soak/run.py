@@ -28,7 +28,7 @@ from portal.queue import QUEUES
 from tests.fakes.redis_server import PrivateRedis
 from tests.fakes.smtp_server import SmtpServer, free_port
 from tests.fakes.stripe_server import FakeStripe
-from tests.soak.checker import Tally, check, tally_line
+from tests.soak.checker import KEPT_WITHOUT_BOOKING, Tally, check, tally_line
 from tests.soak.cluster import PORTAL, ROOT, Cluster
 from tests.soak.engines import PrivatePostgres
 from tests.soak.workload import FROM_NUMBER, ChaoticTwilio, Clients, Stats, World, phone
@@ -303,23 +303,35 @@ def _waiting_jobs(redis_url: str) -> set[str]:
         connection.close()
 
 
-def _settle(redis_url: str, most: float, least: float = 30.0) -> None:
-    """Wait ``least`` seconds, then until nothing waits to run now (at most ``most``)."""
+def _settle(redis_url: str, database_url: str, most: float, least: float = 30.0) -> None:
+    """Wait ``least`` seconds, then until nothing waits to run now and no paid deposit
+    awaits the refund ``settle_payments`` redoes when Redis lost its job (at most
+    ``most``: what is still undone then is the checker's to count)."""
     from redis import Redis
     from rq import Queue
 
     started = time.monotonic()
     connection = Redis.from_url(redis_url)
+    engine = sa.create_engine(database_url)
     try:
         while time.monotonic() - started < most:
             time.sleep(2)
             if time.monotonic() - started < least:
                 continue
             backlog = sum(Queue(name, connection=connection).count for name in QUEUES)
-            if backlog == 0:
+            if backlog == 0 and not _refunds_awaited(engine):
                 return
     finally:
         connection.close()
+        engine.dispose()
+
+
+def _refunds_awaited(engine: sa.Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(KEPT_WITHOUT_BOOKING)).first() is not None
+    except sa.exc.SQLAlchemyError:
+        return True  # not settled while the database does not answer
 
 
 def run_soak(seconds: float, settle: float | None = None, keep: Path | None = None) -> Result:
@@ -329,7 +341,9 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
     os.chmod(base_dir, 0o755)  # noqa: S103 (the postgres user must reach its cluster)
     logdir = base_dir / "logs"
     logdir.mkdir(exist_ok=True)
-    settle = settle if settle is not None else min(150.0, max(60.0, seconds / 4))
+    # A refund Redis lost is redone by settle_payments within its grace and one period
+    # (about 90 s): a settle can outlast that.
+    settle = settle if settle is not None else min(150.0, max(120.0, seconds / 4))
     postgres = PrivatePostgres(base_dir).init().start()
     database_url = postgres.create_database("portal")
     redis = PrivateRedis(base_dir).start()
@@ -388,7 +402,9 @@ def run_soak(seconds: float, settle: float | None = None, keep: Path | None = No
         clients.join()
         stop_sweeps.set()
         sweeper.join(timeout=90)
-        _settle(redis.url, settle)  # the sweeps and receipts finish what the faults interrupted
+        _settle(
+            redis.url, database_url, settle
+        )  # the sweeps and receipts finish what the faults interrupted
         twilio.wait_idle(timeout=30)
         engine = sa.create_engine(database_url)
         try:

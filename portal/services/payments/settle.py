@@ -18,8 +18,11 @@ from portal.models import Appointment, Charge, ChargeEntry, Patient
 from portal.models.enums import ChargeKind, ChargeStatus, PaymentProviderName
 from portal.services.payments.provider import get_provider
 
-#: The job enqueued at commit gets this long (and its own retries) before the sweep acts.
-GRACE = timedelta(minutes=2)
+#: The job enqueued at commit gets this long before the sweep acts. Short: the sweep
+#: enqueues through ``enqueue_unless_waiting``, which leaves a job still queued, waiting
+#: for a retry or running alone, so acting early doubles nothing (and the jobs are
+#: idempotent); a refund Redis lost is redone within about a minute, not three.
+GRACE = timedelta(seconds=30)
 
 
 def _latest_entries() -> sa.Subquery:
