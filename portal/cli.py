@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from flask.cli import FlaskGroup, ScriptInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = PROJECT_ROOT / "instance"
 HELP_OPTIONS = frozenset({"--help", "-h"})
+#: sysexits.h: a temporary failure; the command may be run again.
+EX_TEMPFAIL = 75
 
 
 def ensure_engines() -> None:
@@ -78,7 +81,19 @@ def main() -> None:
     cli.add_command(simulate_command)
     cli.add_command(db_commands)
     register(cli)
-    cli.main(args=args, prog_name="portal")
+    try:
+        cli.main(args=args, prog_name="portal")
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        from portal.web.errors import database_unavailable
+
+        if not database_unavailable(exc):
+            raise
+        # A restart or an outage, not a bug: say so, and exit as "try again later".
+        click.echo(
+            "portal: the database is not answering (restarting?); run the command again.",
+            err=True,
+        )
+        sys.exit(EX_TEMPFAIL)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,27 @@ def test_each_command_explains_itself_without_a_database(command: str) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == "CALLS="
     assert f"portal {command}" in result.stdout
+
+
+def test_a_command_run_while_the_database_restarts_says_so_and_exits_75() -> None:
+    """Found by the soak: ``portal sweep-no-shows`` run while PostgreSQL restarted ended
+    in a traceback (exit 1), as if the sweep were broken; it is "try again" (EX_TEMPFAIL)."""
+    from tests.fakes.smtp_server import free_port
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/portal",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "SECRET_KEY": "x" * 40,
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "portal"), "sweep-no-shows"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    assert done.returncode == 75, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "database" in done.stderr and "again" in done.stderr
