@@ -280,9 +280,15 @@ def _sweeper(cluster: Cluster, stop: threading.Event, stats: Stats) -> None:
     while not stop.wait(20):
         try:
             done = cluster.run_once("sweep-no-shows", "--grace-minutes", "0", timeout=60)
-            stats.count("sweep_no_shows", 200 if done.returncode == 0 else 500)
         except Exception:
             stats.count("sweep_no_shows", None)
+            continue
+        # 75 (EX_TEMPFAIL): the database was restarting, the command's 503.
+        status = {0: 200, 75: 503}.get(done.returncode, 500)
+        stats.count("sweep_no_shows", status)
+        if status != 200:  # what it said, for whoever reads the logs
+            with (cluster.logdir / "sweep-no-shows.log").open("ab") as log:
+                log.write(f"--- exit {done.returncode}\n".encode() + done.stdout + done.stderr)
 
 
 def _waiting_jobs(redis_url: str) -> set[str]:

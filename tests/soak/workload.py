@@ -306,16 +306,21 @@ class Clients:
     def near_booking(self) -> None:
         """A visit starting in about a minute: checked in, or left to become a no-show."""
         # Whole minutes, as the API requires (seconds here made every one a 422 before).
-        start = (datetime.now(UTC) + timedelta(seconds=random.uniform(90, 150))).replace(
-            second=0, microsecond=0
-        )
-        body = {
-            "practitioner_id": random.choice(self.world.practitioner_ids),
-            "service_id": random.choice(self.world.service_ids),
-            "start_at": start.replace(microsecond=0).isoformat(),
-            "end_at": (start + timedelta(minutes=2)).replace(microsecond=0).isoformat(),
-        }
-        response = self.api("open_near_slot", "POST", "/slots", json=body)
+        # Few practitioners and two-minute visits: most tries overlap one already open
+        # (409), so a few minutes and practitioners are tried before giving up.
+        for _try in range(4):
+            start = (datetime.now(UTC) + timedelta(seconds=random.uniform(90, 330))).replace(
+                second=0, microsecond=0
+            )
+            body = {
+                "practitioner_id": random.choice(self.world.practitioner_ids),
+                "service_id": random.choice(self.world.service_ids),
+                "start_at": start.isoformat(),
+                "end_at": (start + timedelta(minutes=2)).isoformat(),
+            }
+            response = self.api("open_near_slot", "POST", "/slots", json=body)
+            if response is None or response.status_code != 409:
+                break
         if response is None or response.status_code != 201:
             return
         slot_id = response.json()["id"]
