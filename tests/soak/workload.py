@@ -324,14 +324,18 @@ class Clients:
         if response is None or response.status_code != 201:
             return
         slot_id = response.json()["id"]
-        self.world.add("near_slot_ids", slot_id)
+        # Half are left alone to become no-shows: in the pools, nearly every one was
+        # checked in, cancelled or released within its few minutes, and no run made one.
+        no_show = random.random() < 0.5
+        if not no_show:
+            self.world.add("near_slot_ids", slot_id)
         patient_id = self.world.pick("patient_ids")
         if patient_id is None:
             return
         response = self.api(
             "book", "POST", "/appointments", json={"slot_id": slot_id, "patient_id": patient_id}
         )
-        if response is not None and response.status_code == 201:
+        if response is not None and response.status_code == 201 and not no_show:
             self.world.add("near_appointment_ids", response.json()["id"])
             self.world.add("appointment_ids", response.json()["id"])
 
