@@ -252,8 +252,28 @@ def handle_database_error(exc: sa.exc.DBAPIError) -> Response:
     raise exc
 
 
+def end_session(exc: BaseException | None) -> None:
+    """End the request's session; when its connection died (a restart), drop it unrolled.
+
+    Ending a session rolls back on its connection; on a connection PostgreSQL closed
+    that raises in the teardown, past every error handler, and the answer already made
+    became a 500. Registered after Flask-SQLAlchemy's own teardown, so it runs first.
+    """
+    from portal.db import db
+
+    try:
+        db.session.remove()
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+        if not database_unavailable(error):
+            raise
+        current_app.logger.warning("database connection lost at the end of a request")
+        db.session().invalidate()  # discard the connection without a rollback
+        db.session.remove()
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers on ``app``."""
+    app.teardown_appcontext(end_session)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(sa.exc.OperationalError, handle_database_error)
