@@ -19,11 +19,6 @@ SECONDS = 75
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="not yet a series of clean full soak runs on the current code: each of the last"
-    " found a new rare failure under faults (see docs/operations.md, 'Soak test')",
-)
 def test_short_soak_keeps_every_promise(capsys: pytest.CaptureFixture[str]) -> None:
     # Its own temporary directory (kept, with every log, when a check fails): pytest's
     # is private to root, and the soak's PostgreSQL runs as the postgres user.
