@@ -253,8 +253,7 @@ def main() -> None:
             bench_database(
                 server_url,
                 redis_url,
-                "bench-secret-key-0123456789-0123456789-0123456789",
-                args.keep_db,
+                keep=args.keep_db,
                 name=DATABASE,
                 quiet=True,
                 WTF_CSRF_ENABLED=False,

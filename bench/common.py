@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -62,8 +63,8 @@ def bench_engines(stack: contextlib.ExitStack, prefix: str, redis_db: int) -> tu
 def bench_database(
     server_url: str,
     redis_url: str,
-    secret: str,
-    keep: bool,
+    secret: str | None = None,
+    keep: bool = False,
     *,
     name: str = "portal_bench",
     quiet: bool = False,
@@ -77,7 +78,7 @@ def bench_database(
     url = create_fresh_database(server_url, name)
     app = create_app(
         {
-            "SECRET_KEY": secret,
+            "SECRET_KEY": secret or secrets.token_urlsafe(48),
             "SQLALCHEMY_DATABASE_URI": url,
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": limiter_storage_uri(redis_url),

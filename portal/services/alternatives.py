@@ -80,6 +80,23 @@ def score_alternative(
     return alt
 
 
+#: Another slot: one the patient is booked into.
+_booked = sa.orm.aliased(Slot)
+
+
+def _live_visits(*columns: Any, patient: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """``columns`` of the patient's live visits (``_booked`` is each visit's slot)."""
+    return (
+        sa.select(*columns)
+        .select_from(_booked)
+        .join(Appointment, Appointment.slot_id == _booked.id)
+        .where(
+            Appointment.patient_id == patient,
+            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
+        )
+    )
+
+
 def _bookable() -> list[sa.ColumnElement[bool]]:
     """Conditions on ``Slot`` for a slot a patient could book now: open, ahead, clear (of
     the patient's other appointments but the one being moved).
@@ -96,16 +113,12 @@ def _bookable() -> list[sa.ColumnElement[bool]]:
         )
         .exists()
     )
-    booked = sa.orm.aliased(Slot)
     patient_busy = (
-        sa.select(Appointment.id)
-        .join(booked, booked.id == Appointment.slot_id)
+        _live_visits(Appointment.id, patient=sa.bindparam("bookable_patient", type_=sa.Integer))
         .where(
-            Appointment.patient_id == sa.bindparam("bookable_patient", type_=sa.Integer),
             Appointment.id != sa.bindparam("bookable_ignoring", type_=sa.Integer),
-            Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
-            booked.start_at < Slot.end_at,
-            booked.end_at > Slot.start_at,
+            _booked.start_at < Slot.end_at,
+            _booked.end_at > Slot.start_at,
         )
         .exists()
     )
@@ -182,8 +195,15 @@ def find_alternatives(
             **_bookable_params(patient, now, ignoring_appointment_id),
         },
     ).all()
+    return _best(slots, original, entry, patient.timezone, limit)
+
+
+def _best(
+    slots: Any, original: Slot, entry: WaitlistEntry | None, patient_tz: str, limit: int
+) -> list[Alternative]:
+    """Score ``slots`` against ``original`` for this patient; the ``limit`` best first."""
     weights = settings().alternative_weights
-    scored = [score_alternative(s, original, entry, patient.timezone, weights) for s in slots]
+    scored = [score_alternative(s, original, entry, patient_tz, weights) for s in slots]
     scored.sort(key=lambda a: (-a.score, a.slot.start_at))
     return scored[:limit]
 
@@ -198,42 +218,22 @@ def still_bookable(slot: Slot, patient: Patient, now: datetime | None = None) ->
 #: meanwhile may still be shown; booking it re-checks everything (``is_alternative_for``).
 SHARED_SECONDS = 2.0
 
-_SHARED_COLUMNS = [c for c in Slot.__table__.columns]
-
-_SHARED_CANDIDATES = _candidates(*_SHARED_COLUMNS, patient_free=False)
-
-_booked = sa.orm.aliased(Slot)
+#: Every column of the slot, as rows (shared between sessions, unlike ORM objects).
+_SHARED_CANDIDATES = _candidates(*Slot.__table__.columns, patient_free=False)
 
 #: A patient's live visits in a stretch of time: what their alternatives must not overlap.
-_BUSY = (
-    sa.select(_booked.start_at, _booked.end_at)
-    .join(Appointment, Appointment.slot_id == _booked.id)
-    .where(
-        Appointment.patient_id == sa.bindparam("patient_id", type_=sa.Integer),
-        Appointment.status.not_in(INACTIVE_APPOINTMENT_STATUSES),
-        _booked.end_at > sa.bindparam("after", type_=UTCDateTime()),
-        _booked.start_at < sa.bindparam("before", type_=UTCDateTime()),
-    )
+_BUSY = _live_visits(
+    _booked.start_at, _booked.end_at, patient=sa.bindparam("patient_id", type_=sa.Integer)
+).where(
+    _booked.end_at > sa.bindparam("after", type_=UTCDateTime()),
+    _booked.start_at < sa.bindparam("before", type_=UTCDateTime()),
 )
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    """One shared candidate: its column values (``Slot`` attributes, scored as they are)."""
-
-    values: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)
 class _Shared:
     read_at: datetime
-    candidates: tuple[_Candidate, ...]
+    candidates: tuple[sa.Row[Any], ...]  # a slot's columns, read as attributes
 
     @property
     def latest_end(self) -> datetime | None:
@@ -265,8 +265,8 @@ def _shared_candidates(original: Slot, now: datetime, limit: int) -> _Shared:
             "candidates": max(50, limit),
             "bookable_now": now,
         },
-    ).mappings()
-    shared = _Shared(now, tuple(_Candidate(dict(row)) for row in rows))
+    ).all()
+    shared = _Shared(now, tuple(rows))
     with _shared_lock:
         _shared[original.id] = shared
     return shared
@@ -296,26 +296,24 @@ def alternatives_after_race(
     busy = db.session.execute(
         _BUSY, {"patient_id": patient.id, "after": now, "before": shared.latest_end}
     ).all()
-    weights = settings().alternative_weights
-    scored = [
-        score_alternative(c, original, entry, patient.timezone, weights)
+    free = [
+        c
         for c in shared.candidates
         if c.start_at > now and not any(s < c.end_at and e > c.start_at for s, e in busy)
     ]
-    scored.sort(key=lambda a: (-a.score, a.slot.start_at))
-    chosen = scored[:limit]
+    chosen = _best(free, original, entry, patient.timezone, limit)
     for alternative in chosen:
         alternative.slot = _attach(alternative.slot)  # type: ignore[arg-type]
     return chosen
 
 
-def _attach(candidate: _Candidate) -> Slot:
+def _attach(candidate: sa.Row[Any]) -> Slot:
     """The candidate as this session's ``Slot``, without reading it again (one this
     session already holds is kept as it is: it may be fresher than the shared read)."""
-    held = db.session.identity_map.get(sa.orm.util.identity_key(Slot, candidate.values["id"]))
+    held = db.session.identity_map.get(sa.orm.util.identity_key(Slot, candidate.id))
     if held is not None:
         return held  # type: ignore[no-any-return]
-    slot = Slot(**candidate.values)
+    slot = Slot(**candidate._asdict())
     if slot.fill_exhausted_reasons is not None:  # each session its own copy of the JSON
         slot.fill_exhausted_reasons = dict(slot.fill_exhausted_reasons)
     sa.orm.make_transient_to_detached(slot)
