@@ -221,7 +221,7 @@ def _enqueue(
     try:
         queue = get_queue(spec.queue)
         if at is not None:
-            queue.enqueue_at(at, spec.path, *args, **options)
+            queue.enqueue_at(_whole_second_after(at), spec.path, *args, **options)
         else:
             queue.enqueue(spec.path, *args, **options)
     except RedisError as exc:
@@ -232,6 +232,13 @@ def _enqueue(
         )
         return False
     return True
+
+
+def _whole_second_after(at: datetime) -> datetime:
+    """``at`` rounded up to a whole second: RQ files a scheduled job under its time with the
+    fraction cut off, so a job for 07.6 would reach a worker at 07, before its work is due
+    (a reminder, a retried text), and be left to the next sweep."""
+    return at if at.microsecond == 0 else at.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _enqueue_batch(app: Any, queue_name: str, items: list[dict[str, Any]]) -> None:

@@ -72,3 +72,24 @@ def test_jobs_sent_to_the_front_together_keep_the_order_they_were_scheduled_in()
     db.session.commit()
     assert [tuple(job.args) for job in queue.jobs] == [(901,), (902,), (903,), (900,)]
     queue.empty()
+
+
+def test_a_deferred_job_never_comes_due_before_its_time() -> None:
+    """RQ keeps a scheduled job's time in whole seconds, cutting the fraction off: a job
+    for 12:00:07.6 would be handed to a worker at 12:00:07, find its work not yet due
+    (a reminder, a retried text) and leave it to the next sweep, up to a minute late."""
+    queue = get_queue("notifications")
+    registry = queue.scheduled_job_registry
+    due = (now_utc() + timedelta(minutes=5)).replace(microsecond=600_000)
+    schedule("send_reminder", 401, at=due, job_id="reminder-401-test")
+    schedule("send_reminder", 402, at=due.replace(microsecond=0), job_id="reminder-402-test")
+    db.session.commit()
+    try:
+        fractional = registry.get_scheduled_time("reminder-401-test")
+        whole = registry.get_scheduled_time("reminder-402-test")
+        assert fractional.timestamp() >= due.timestamp()
+        assert fractional.timestamp() - due.timestamp() < 1
+        assert whole.timestamp() == due.replace(microsecond=0).timestamp()  # not pushed later
+    finally:
+        for job_id in ("reminder-401-test", "reminder-402-test"):
+            registry.remove(job_id, delete_job=True)

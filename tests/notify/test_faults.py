@@ -76,6 +76,14 @@ class Workers:
             )
             log.close()
 
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of every worker's log (for a failing assertion's message)."""
+        parts = []
+        for path in sorted(self.logdir.glob("worker-*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
     def kill_all(self) -> None:
         """``kill -9`` every worker with its work-horse (RQ puts horses in their own group)."""
         for proc in self.procs:

@@ -95,7 +95,7 @@ def test_reminders_survive_a_killed_worker_and_an_emptied_redis(
     workers.start(2)
     # Generous: on a loaded machine two workers take a while to start (it returns at once
     # when the reminders are out).
-    assert wait_for(lambda: _texts() >= 2, 90), "no reminder went out"
+    assert wait_for(lambda: _texts() >= 2, 90), f"no reminder went out\n{workers.log_tail()}"
     workers.kill_all()  # kill -9, wherever they were
     killed = len(workers.procs)
     workers.procs.clear()
@@ -121,7 +121,9 @@ def test_reminders_survive_a_killed_worker_and_an_emptied_redis(
         db.session.commit()
         return now_utc() > last_due and _texts() >= len(expected) and _pending_sends() == 0
 
-    assert wait_for(settled, 60, step=0.5), f"only {_texts()} of {len(expected)} reminders sent"
+    assert wait_for(settled, 60, step=0.5), (
+        f"only {_texts()} of {len(expected)} reminders sent\n{workers.log_tail()}"
+    )
     db.session.expire_all()
 
     notes = db.session.scalars(
