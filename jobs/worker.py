@@ -12,6 +12,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, Worker, worker_registration
 
+from portal import compile_templates
 from portal.db import db
 from portal.queue import JOBS, QUEUES, redis_connection
 
@@ -100,9 +101,8 @@ def preload_jobs() -> None:
     """
     for spec in JOBS.values():
         importlib.import_module(spec.path.rpartition(".")[0])
-    env = current_app.jinja_env  # jobs render messages from these: compile them once
-    for name in env.list_templates(filter_func=lambda n: n.startswith(MESSAGE_TEMPLATES)):
-        env.get_template(name)
+    # jobs render messages from these: compile them once
+    compile_templates(current_app, MESSAGE_TEMPLATES)
 
 
 def _redis_answers(connection: Redis) -> bool:

@@ -52,6 +52,14 @@ def when(instant: datetime | None, zone: str | tzinfo | None, fmt: str = "full")
     """Show an instant in a zone: "Tue, Nov 24 · 2:30 PM PST" (see ``FORMATS``)."""
     if instant is None:
         return ""
+    return _when(instant, zone, fmt)
+
+
+@functools.lru_cache(maxsize=8192)
+def _when(instant: datetime, zone: str | tzinfo | None, fmt: str) -> str:
+    """``when``, kept: every page of a broadcast shows the same slot's times, and arrow's
+    formatting is a good part of such a page's cost. The text depends only on the instant,
+    the zone and the format, so a kept one never goes stale."""
     shown = local(instant, zone)
     if fmt in FORMATS:
         return shown.format(FORMATS[fmt]).rstrip()
@@ -72,7 +80,7 @@ def iso(instant: datetime | None) -> str:
     """An ISO 8601 UTC timestamp ("2026-11-24T22:30:00Z") for machine-read attributes."""
     if instant is None:
         return ""
-    return local(instant, UTC).format("YYYY-MM-DDTHH:mm:ss") + "Z"
+    return _when(instant, UTC, "%Y-%m-%dT%H:%M:%S") + "Z"
 
 
 def duration(minutes: int | None) -> str:
@@ -113,10 +121,19 @@ class ShownTime:
 
 def shown_time(instant: datetime, patient_zone: str, practice_zone: str) -> ShownTime:
     """The patient's local time, plus the clinic's when its offset differs."""
-    mine, theirs = local(instant, patient_zone), local(instant, practice_zone)
+    mine, theirs = _on_clock(instant, patient_zone), _on_clock(instant, practice_zone)
     if mine.utcoffset() == theirs.utcoffset():
-        return ShownTime(mine.datetime, None)
-    return ShownTime(mine.datetime, theirs.datetime)
+        return ShownTime(mine, None)
+    return ShownTime(mine, theirs)
+
+
+def _on_clock(instant: datetime, zone: str) -> datetime:
+    """``instant`` on ``zone``'s clock as a plain datetime (``local`` without arrow's cost)."""
+    try:
+        tz = _tz(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return local(instant, zone).datetime
+    return (instant if instant.tzinfo else instant.replace(tzinfo=UTC)).astimezone(tz)
 
 
 @dataclass(frozen=True)
