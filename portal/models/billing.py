@@ -36,6 +36,9 @@ class Charge(PkMixin, db.Model):
     #: retry can never open the same charge twice.
     idempotency_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
     description: Mapped[str] = mapped_column(sa.String(200), default="")
+    #: Set on a payment the provider took for a charge already settled another way (paid
+    #: at the desk, or online twice): it is recorded here, then refunded.
+    duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("charge.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     patient: Mapped[Patient] = relationship()
@@ -61,6 +64,14 @@ class ChargeEntry(PkMixin, db.Model):
             postgresql_where=sa.text("status = 'refunded'"),
         ),
         sa.Index("ix_charge_entry_charge_id", "charge_id", "id"),
+        # One payment the provider took is recorded as paid once, on one charge.
+        sa.Index(
+            "uq_charge_entry_one_success_per_payment",
+            "provider",
+            "provider_ref",
+            unique=True,
+            postgresql_where=sa.text("status = 'succeeded' AND provider_ref IS NOT NULL"),
+        ),
     )
 
     charge_id: Mapped[int] = mapped_column(sa.ForeignKey("charge.id"))

@@ -62,6 +62,7 @@ def open_charge(
     actor: Actor,
     appointment_id: int | None = None,
     offer_id: int | None = None,
+    duplicate_of_id: int | None = None,
     now: datetime | None = None,
 ) -> Charge:
     """Open a charge with its ``owed`` entry, or return the one ``key`` already opened."""
@@ -78,6 +79,7 @@ def open_charge(
             description=description[:200],
             appointment_id=appointment_id,
             offer_id=offer_id,
+            duplicate_of_id=duplicate_of_id,
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=[Charge.idempotency_key])

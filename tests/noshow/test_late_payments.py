@@ -160,3 +160,72 @@ def test_a_refund_lost_with_redis_is_redone_within_a_minute(
     paid_at = now_utc()
     assert refunds_due(paid_at) == []  # the job enqueued at commit gets its chance first
     assert refunds_due(paid_at + timedelta(seconds=35)) == [outcome.charge.id]
+
+
+def _second_payment(event: dict, intent: str) -> dict:
+    """The same checkout's event for another payment (a second session, another card)."""
+    obj = {**event["data"]["object"], "payment_intent": intent}
+    return {**event, "id": f"{event['id']}_again", "data": {"object": obj}}
+
+
+def test_a_deposit_paid_online_after_the_desk_took_it_is_refunded_once(
+    client: FlaskClient, stripe: FakeStripe
+) -> None:
+    """Staff took the deposit at the desk (booked); the patient had paid online as well.
+    The online payment is recorded as a second payment and given back, once."""
+    slot = f.slot()
+    offer, outcome = _accept(slot, deposit=True)
+    _pay(client, offer)
+    holds.complete_hold(offer.id, actor=SYSTEM)  # the desk records the deposit
+    db.session.commit()
+    completed = stripe.complete(_session_id(stripe))
+
+    answers = [_deliver(client, stripe, completed) for _ in range(2)]
+
+    assert [r.status_code for r in answers] == [200, 200]
+    assert [r.json["outcome"] for r in answers] == ["refunding", "duplicate"]
+    db.session.expire_all()
+    assert ledger.status_of(outcome.charge.id) == ChargeStatus.SUCCEEDED  # the desk's stands
+    (extra,) = [
+        c for c, _ in ledger.charges_for_patient(offer.patient_id) if c.id != outcome.charge.id
+    ]
+    assert extra.duplicate_of_id == outcome.charge.id and extra.amount_cents == 5000
+    assert refunds_due(now_utc() + timedelta(minutes=5)) == [extra.id]  # if the job is lost
+    assert refund_charge(extra.id) == "refunded"
+    assert refund_charge(extra.id) == "nothing to refund"
+    assert [r["amount"] for r in stripe.refunds] == [5000]
+    assert ledger.status_of(extra.id) == ChargeStatus.REFUNDED
+    assert refunds_due(now_utc() + timedelta(minutes=5)) == []
+    assert db.session.get(Slot, slot.id).status == SlotStatus.BOOKED  # the booking stands
+    assert_consistent()
+
+
+@pytest.mark.parametrize("first", ["booked", "refunded"])
+def test_a_second_online_payment_for_one_hold_is_refunded(
+    client: FlaskClient, stripe: FakeStripe, first: str
+) -> None:
+    slot = f.slot()
+    offer, outcome = _accept(slot, deposit=True)
+    _pay(client, offer)
+    if first == "refunded":  # the hold lapsed: the first payment was recorded and refunded
+        holds.release_hold(slot.id, offer.id, actor=SYSTEM, now=now_utc() + timedelta(seconds=120))
+        db.session.commit()
+    completed = stripe.complete(_session_id(stripe))
+    assert _deliver(client, stripe, completed).json["outcome"] == (
+        "booked" if first == "booked" else "refunding"
+    )
+    if first == "refunded":
+        assert refund_charge(outcome.charge.id) == "refunded"
+
+    again = _deliver(client, stripe, _second_payment(completed, "pi_second_card"))
+
+    assert again.status_code == 200 and again.json["outcome"] == "refunding"
+    db.session.expire_all()
+    (extra,) = [
+        c for c, _ in ledger.charges_for_patient(offer.patient_id) if c.id != outcome.charge.id
+    ]
+    assert refund_charge(extra.id) == "refunded"
+    assert stripe.refunds[-1]["payment_intent"] == "pi_second_card"
+    assert len(stripe.refunds) == (1 if first == "booked" else 2)
+    assert _deliver(client, stripe, completed).json["outcome"] == "duplicate"
+    assert_consistent()

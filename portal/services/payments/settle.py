@@ -34,9 +34,11 @@ def _latest_entries() -> sa.Subquery:
 
 
 def refunds_due(now: datetime) -> list[int]:
-    """Hold payments Stripe took that booked nothing and were not refunded."""
+    """Payments Stripe took that were not refunded: for a hold that booked nothing, or a
+    second payment for a charge already settled (``duplicate_of_id``)."""
     latest, entry = _latest_entries(), aliased(ChargeEntry)
     booked = sa.select(Appointment.id).where(Appointment.offer_id == Charge.offer_id).exists()
+    unbooked_hold = sa.and_(Charge.offer_id.is_not(None), ~booked)
     return list(
         db.session.scalars(
             sa.select(Charge.id)
@@ -44,11 +46,10 @@ def refunds_due(now: datetime) -> list[int]:
             .join(entry, entry.id == latest.c.entry_id)
             .where(
                 Charge.kind.in_((ChargeKind.DEPOSIT, ChargeKind.PREPAYMENT)),
-                Charge.offer_id.is_not(None),
+                sa.or_(unbooked_hold, Charge.duplicate_of_id.is_not(None)),
                 entry.status == ChargeStatus.SUCCEEDED,
                 entry.provider == PaymentProviderName.STRIPE,
                 entry.created_at <= now - GRACE,
-                ~booked,
             )
             .order_by(Charge.id)
         )

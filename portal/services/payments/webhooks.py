@@ -5,7 +5,10 @@ idempotency key derived from the charge, so a duplicate appends nothing, and a s
 the charge's status forbids (a failure after a success) is ignored: a status never
 moves backwards. ``checkout.session.completed`` completes the held booking under the
 slot's lock; if the hold has already lapsed the payment is recorded and refunded after
-commit, and the slot — perhaps booked by someone else meanwhile — is left alone.
+commit, and the slot — perhaps booked by someone else meanwhile — is left alone. A
+payment for a charge already settled another way (taken at the desk, or paid online
+before with another card) is a second payment: it is recorded on a charge of its own
+(``duplicate_of_id``) and refunded. Only this very payment arriving again is a duplicate.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Charge, Patient
+from portal.models import Charge, ChargeEntry, Patient
 from portal.models.enums import ChargeKind, ChargeStatus, PaymentProviderName
 from portal.queue import schedule
 from portal.services import holds, ledger
@@ -27,6 +30,9 @@ from portal.services.errors import DomainError
 from portal.services.payments.collect import PROVIDER_ACTOR
 
 log = logging.getLogger(__name__)
+
+#: A charge in these statuses needs no payment: one that arrives is a second payment.
+SETTLED = frozenset({ChargeStatus.SUCCEEDED, ChargeStatus.REFUNDED, ChargeStatus.WAIVED})
 
 
 def handle_event(event: dict[str, Any], now: datetime | None = None) -> str:
@@ -56,11 +62,14 @@ def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
         return "unknown charge"
     if session.get("payment_status") != "paid":
         return "not paid yet"
-    intent = session.get("payment_intent")
+    raw = session.get("payment_intent")
+    intent = raw if isinstance(raw, str) and 0 < len(raw) <= 100 else None
     _save_customer(charge.patient_id, session.get("customer"))
-    status = ledger.status_of(charge.id)
-    if status in (ChargeStatus.SUCCEEDED, ChargeStatus.REFUNDED):
+    if intent is not None and _recorded(intent):
         return "duplicate"
+    status = ledger.status_of(charge.id)
+    if status in SETTLED:  # by the desk, a waiver or another payment: this one goes back
+        return _refund_second_payment(charge, intent, now) if intent else "duplicate"
     if status == ChargeStatus.OWED:
         try:
             with db.session.begin_nested():
@@ -95,10 +104,56 @@ def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
         now=now,
     )
     if not step.new:
-        # Recorded meanwhile: by a duplicate of this event (which asked for the refund;
-        # ``settle_payments`` redoes a lost one) or by the booking it completed.
-        return "duplicate"
+        if intent is None or step.entry.provider_ref == intent:
+            # Recorded meanwhile by a duplicate of this event (which asked for the
+            # refund; ``settle_payments`` redoes a lost one) or the booking it completed.
+            return "duplicate"
+        return _refund_second_payment(charge, intent, now)  # settled by another payment
     schedule("refund_charge", charge.id)
+    return "refunding"
+
+
+def _recorded(intent: str) -> bool:
+    """Whether this provider payment is in the ledger already (this event, seen before)."""
+    return (
+        db.session.scalar(
+            sa.select(ChargeEntry.id).where(
+                ChargeEntry.provider == PaymentProviderName.STRIPE,
+                ChargeEntry.provider_ref == intent,
+                ChargeEntry.status == ChargeStatus.SUCCEEDED,
+            )
+        )
+        is not None
+    )
+
+
+def _refund_second_payment(charge: Charge, intent: str, now: datetime) -> str:
+    """Record a payment for an already settled charge on a charge of its own; refund it."""
+    extra = ledger.open_charge(
+        patient_id=charge.patient_id,
+        kind=charge.kind,
+        amount_cents=charge.amount_cents,
+        key=f"{charge.idempotency_key}:again:{intent}"[:120],
+        description=f"Second payment for charge {charge.id}: goes back to the card",
+        actor=PROVIDER_ACTOR,
+        appointment_id=charge.appointment_id,
+        duplicate_of_id=charge.id,
+        now=now,
+    )
+    step = ledger.append(
+        extra.id,
+        ChargeStatus.SUCCEEDED,
+        key=f"{extra.idempotency_key}:succeeded",
+        actor=PROVIDER_ACTOR,
+        provider=PaymentProviderName.STRIPE,
+        provider_ref=intent,
+        note=f"a second payment for charge {charge.id}, already settled; refunding",
+        now=now,
+    )
+    if not step.new:
+        return "duplicate"
+    log.info("charge %s was paid again (charge %s): refunding", charge.id, extra.id)
+    schedule("refund_charge", extra.id)
     return "refunding"
 
 
