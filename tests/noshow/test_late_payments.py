@@ -229,3 +229,39 @@ def test_a_second_online_payment_for_one_hold_is_refunded(
     assert len(stripe.refunds) == (1 if first == "booked" else 2)
     assert _deliver(client, stripe, completed).json["outcome"] == "duplicate"
     assert_consistent()
+
+
+def _at_desk(offer_id: int) -> str:
+    holds.complete_hold(offer_id, actor=SYSTEM)
+    return "desk"
+
+
+def test_the_desk_and_an_online_payment_racing_book_once_and_keep_one_payment(
+    app: Flask, client: FlaskClient, stripe: FakeStripe
+) -> None:
+    for _ in range(6):
+        slot = f.slot()
+        offer, outcome = _accept(slot, deposit=True)
+        _pay(client, offer)
+        event = stripe.complete(_session_id(stripe))
+        stripe.sessions.clear()
+        pay = partial(webhooks.handle_event, event)
+
+        outcomes = race(app, [pay, pay, partial(_at_desk, offer.id)], jitter=0.02)
+
+        # No deadlock to rerun (the endpoint would): the card is saved after the booking.
+        assert "busy_retry" not in outcomes, outcomes
+
+        assert not [o for o in outcomes if o.startswith("error")], outcomes
+        db.session.expire_all()
+        assert outcomes["booked"] + outcomes["desk"] == 1, outcomes  # one booking
+        assert db.session.get(Slot, slot.id).status == SlotStatus.BOOKED
+        assert ledger.status_of(outcome.charge.id) == ChargeStatus.SUCCEEDED
+        extra = [c for c, _ in ledger.charges_for_patient(offer.patient_id) if c.duplicate_of_id]
+        if outcomes["desk"]:  # the online payment came second: it goes back, once
+            assert outcomes["refunding"] == 1 and len(extra) == 1, outcomes
+            assert refund_charge(extra[0].id) == "refunded"
+        else:  # the desk came second: it took nothing
+            assert outcomes["refunding"] == 0 and extra == [], outcomes
+            assert refund_charge(outcome.charge.id) == "kept for its booking"
+        assert_consistent()

@@ -64,7 +64,15 @@ def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
         return "not paid yet"
     raw = session.get("payment_intent")
     intent = raw if isinstance(raw, str) and 0 < len(raw) <= 100 else None
+    outcome = _record_payment(charge, intent, now)
+    # Last: a booking locks the slot, then the patient; saving the card locks the patient
+    # (taking it first, a payment racing the desk's booking of the same hold deadlocked).
     _save_customer(charge.patient_id, session.get("customer"))
+    return outcome
+
+
+def _record_payment(charge: Charge, intent: str | None, now: datetime) -> str:
+    """Book the hold ``charge`` waits for, or record the payment and refund it."""
     if intent is not None and _recorded(intent):
         return "duplicate"
     status = ledger.status_of(charge.id)
