@@ -1,7 +1,8 @@
 """The WSGI entry point: ``gunicorn wsgi:app``."""
 
-from portal import compile_templates, create_app
+from portal import create_app
 from portal.cli import ensure_engines
+from portal.templating import compile_templates
 
 # Under `make run` the launcher has exported DATABASE_URL/REDIS_URL already; run on
 # its own, this attaches to (or starts) the embedded engines of this checkout.

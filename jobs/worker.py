@@ -12,9 +12,9 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, Worker, worker_registration
 
-from portal import compile_templates
 from portal.db import db
 from portal.queue import JOBS, QUEUES, redis_connection
+from portal.templating import compile_templates
 
 log = logging.getLogger(__name__)
 

@@ -30,20 +30,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def compile_templates(app: Flask, prefixes: tuple[str, ...] = ()) -> int:
-    """Compile the app's templates now (those under ``prefixes``, or every one); return how many.
-
-    Jinja compiles a template the first time something renders it. A process that will
-    serve many (a web worker, an RQ worker before it forks) does them all once at start,
-    so the first patients after a deploy do not wait for it.
-    """
-    env = app.jinja_env
-    names = env.list_templates(filter_func=lambda n: not prefixes or n.startswith(prefixes))
-    for name in names:
-        env.get_template(name)
-    return len(names)
-
-
 def register_extensions(app: Flask) -> None:
     from portal import models  # noqa: F401  (every model registered before mappers configure)
     from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate

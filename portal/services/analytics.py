@@ -208,6 +208,7 @@ WITH c AS (
         s.location_id, p.home_location_id, (SELECT min(id) FROM location)
     )
     WHERE {_where("c.created_at", "l.timezone", "l.id")}
+      AND c.duplicate_of_id IS NULL  -- a second payment, given back: nothing was charged
 ), e AS (
     SELECT c.id, c.kind, c.amount_cents,
            coalesce(sum(x.amount_cents) FILTER (WHERE x.status = 'succeeded'), 0) AS paid,

@@ -120,9 +120,7 @@ def append(
     existing = db.session.scalar(sa.select(ChargeEntry).where(ChargeEntry.idempotency_key == key))
     if existing is not None:
         return Step(existing, new=False)
-    charge = db.session.scalars(
-        sa.select(Charge).where(Charge.id == charge_id).with_for_update()
-    ).one()
+    charge = lock_charge(charge_id)
     existing = db.session.scalar(sa.select(ChargeEntry).where(ChargeEntry.idempotency_key == key))
     if existing is not None:  # appended while we waited for the lock
         return Step(existing, new=False)
@@ -150,6 +148,13 @@ def append(
         after={"status": status, "provider": provider, "ref": provider_ref},
     )
     return Step(entry, new=True)
+
+
+def lock_charge(charge_id: int) -> Charge:
+    """Lock a charge's row until commit: every step of its ledger is taken under it."""
+    return db.session.scalars(
+        sa.select(Charge).where(Charge.id == charge_id).with_for_update()
+    ).one()
 
 
 def status_of(charge_id: int) -> ChargeStatus:

@@ -52,14 +52,24 @@ def when(instant: datetime | None, zone: str | tzinfo | None, fmt: str = "full")
     """Show an instant in a zone: "Tue, Nov 24 · 2:30 PM PST" (see ``FORMATS``)."""
     if instant is None:
         return ""
-    return _when(instant, zone, fmt)
+    # Kept under the instant in UTC: two readings of a repeated wall-clock hour (fold 0
+    # and 1) are different instants that Python compares and hashes as equal.
+    utc = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    try:
+        return _when(utc, zone, fmt)
+    except TypeError:  # a tzinfo that cannot be hashed (dateutil's): not kept
+        return _format(utc, zone, fmt)
 
 
 @functools.lru_cache(maxsize=8192)
 def _when(instant: datetime, zone: str | tzinfo | None, fmt: str) -> str:
     """``when``, kept: every page of a broadcast shows the same slot's times, and arrow's
-    formatting is a good part of such a page's cost. The text depends only on the instant,
-    the zone and the format, so a kept one never goes stale."""
+    formatting is a good part of such a page's cost. The text depends only on the instant
+    (UTC), the zone and the format, so a kept one never goes stale."""
+    return _format(instant, zone, fmt)
+
+
+def _format(instant: datetime, zone: str | tzinfo | None, fmt: str) -> str:
     shown = local(instant, zone)
     if fmt in FORMATS:
         return shown.format(FORMATS[fmt]).rstrip()
@@ -78,9 +88,7 @@ def relative(instant: datetime, now: datetime | None = None) -> str:
 
 def iso(instant: datetime | None) -> str:
     """An ISO 8601 UTC timestamp ("2026-11-24T22:30:00Z") for machine-read attributes."""
-    if instant is None:
-        return ""
-    return _when(instant, UTC, "%Y-%m-%dT%H:%M:%S") + "Z"
+    return when(instant, UTC, "%Y-%m-%dT%H:%M:%S") + "Z" if instant is not None else ""
 
 
 def duration(minutes: int | None) -> str:

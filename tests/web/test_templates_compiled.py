@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from portal import compile_templates
+from portal.templating import compile_templates
 from tests.conftest import TEST_SECRET
 
 

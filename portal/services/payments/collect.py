@@ -9,6 +9,7 @@ answers with the first attempt's outcome instead of charging again.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -16,10 +17,13 @@ import sqlalchemy as sa
 from portal.db import db, now_utc
 from portal.models import Appointment, Charge, ChargeEntry, Patient
 from portal.models.enums import ChargeStatus, PaymentProviderName
+from portal.queue import schedule
 from portal.services import ledger
 from portal.services.audit import Actor
 from portal.services.errors import Conflict
 from portal.services.payments.provider import get_provider
+
+log = logging.getLogger(__name__)
 
 PROVIDER_ACTOR = Actor.webhook("stripe")
 
@@ -42,16 +46,23 @@ def collect_off_session(charge_id: int, now: datetime | None = None) -> str:
         charge=charge, customer_id=customer_id, idempotency_key=f"collect:charge:{charge_id}"
     )
     if result.succeeded:
-        ledger.append(
-            charge_id,
-            ChargeStatus.SUCCEEDED,
-            key=f"{charge.idempotency_key}:succeeded",
-            actor=PROVIDER_ACTOR,
-            provider=PaymentProviderName.STRIPE,
-            provider_ref=result.ref,
-            note="charged to the saved card",
-            now=now,
-        )
+        try:
+            step = ledger.append(
+                charge_id,
+                ChargeStatus.SUCCEEDED,
+                key=f"{charge.idempotency_key}:succeeded",
+                actor=PROVIDER_ACTOR,
+                provider=PaymentProviderName.STRIPE,
+                provider_ref=result.ref,
+                note="charged to the saved card",
+                now=now,
+            )
+        except ledger.ChargeStepRefused:  # waived while the card was being charged
+            step = None
+        if result.ref and (step is None or step.entry.provider_ref != result.ref):
+            # Settled another way meanwhile (the desk took it, or waived it): the card's
+            # payment is a second one, recorded on its own and given back.
+            return second_payment(charge, result.ref, now or now_utc())
         return "succeeded"
     ledger.append(
         charge_id,
@@ -77,6 +88,59 @@ def payment_ref(charge_id: int) -> str | None:
     )
 
 
+def payment_recorded(ref: str) -> bool:
+    """Whether this provider payment is in the ledger already (an event seen before)."""
+    return (
+        db.session.scalar(
+            sa.select(ChargeEntry.id).where(
+                ChargeEntry.provider == PaymentProviderName.STRIPE,
+                ChargeEntry.provider_ref == ref,
+                ChargeEntry.status == ChargeStatus.SUCCEEDED,
+            )
+        )
+        is not None
+    )
+
+
+def second_payment(charge: Charge, ref: str, now: datetime) -> str:
+    """A provider payment ``ref`` for ``charge``, which was settled another way (the desk,
+    a waiver, another payment): record it on a charge of its own and refund it.
+
+    Whoever settles a charge holds its row until they commit, so the charge is locked
+    first and the ledger read again: the payment that settled it may be this very one,
+    recorded by a delivery of the same event that committed a moment ago.
+    """
+    ledger.lock_charge(charge.id)
+    if payment_recorded(ref):
+        return "duplicate"
+    extra = ledger.open_charge(
+        patient_id=charge.patient_id,
+        kind=charge.kind,
+        amount_cents=charge.amount_cents,
+        key=f"{charge.idempotency_key}:again:{ref}"[:120],
+        description=f"Second payment for charge {charge.id}: goes back to the card",
+        actor=PROVIDER_ACTOR,
+        appointment_id=charge.appointment_id,
+        duplicate_of_id=charge.id,
+        now=now,
+    )
+    step = ledger.append(
+        extra.id,
+        ChargeStatus.SUCCEEDED,
+        key=f"{extra.idempotency_key}:succeeded",
+        actor=PROVIDER_ACTOR,
+        provider=PaymentProviderName.STRIPE,
+        provider_ref=ref,
+        note=f"a second payment for charge {charge.id}, already settled; refunding",
+        now=now,
+    )
+    if not step.new:
+        return "duplicate"
+    log.info("charge %s was paid again (charge %s): refunding", charge.id, extra.id)
+    schedule("refund_charge", extra.id)
+    return "refunding"
+
+
 def _booked(offer_id: int) -> bool:
     return (
         db.session.scalar(sa.select(Appointment.id).where(Appointment.offer_id == offer_id))
@@ -91,6 +155,8 @@ def refund(charge_id: int, *, note: str, now: datetime | None = None) -> str:
         return "nothing to refund"
     if charge.offer_id is not None and _booked(charge.offer_id):
         return "kept for its booking"  # the payment completed its hold after all
+    if charge.duplicate_of_id is not None:
+        note = f"paid twice: charge {charge.duplicate_of_id} was settled already"
     ref = payment_ref(charge_id)
     provider = get_provider()
     if ref is None or provider is None:

@@ -35,7 +35,8 @@ def _latest_entries() -> sa.Subquery:
 
 def refunds_due(now: datetime) -> list[int]:
     """Payments Stripe took that were not refunded: for a hold that booked nothing, or a
-    second payment for a charge already settled (``duplicate_of_id``)."""
+    second payment for a charge already settled (``duplicate_of_id``: a deposit, a
+    prepayment or a fee)."""
     latest, entry = _latest_entries(), aliased(ChargeEntry)
     booked = sa.select(Appointment.id).where(Appointment.offer_id == Charge.offer_id).exists()
     unbooked_hold = sa.and_(Charge.offer_id.is_not(None), ~booked)
@@ -45,8 +46,12 @@ def refunds_due(now: datetime) -> list[int]:
             .join(latest, latest.c.charge_id == Charge.id)
             .join(entry, entry.id == latest.c.entry_id)
             .where(
-                Charge.kind.in_((ChargeKind.DEPOSIT, ChargeKind.PREPAYMENT)),
-                sa.or_(unbooked_hold, Charge.duplicate_of_id.is_not(None)),
+                sa.or_(
+                    sa.and_(
+                        Charge.kind.in_((ChargeKind.DEPOSIT, ChargeKind.PREPAYMENT)), unbooked_hold
+                    ),
+                    Charge.duplicate_of_id.is_not(None),
+                ),
                 entry.status == ChargeStatus.SUCCEEDED,
                 entry.provider == PaymentProviderName.STRIPE,
                 entry.created_at <= now - GRACE,

@@ -20,13 +20,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from portal.db import db, now_utc
-from portal.models import Charge, ChargeEntry, Patient
+from portal.models import Charge, Patient
 from portal.models.enums import ChargeKind, ChargeStatus, PaymentProviderName
 from portal.queue import schedule
 from portal.services import holds, ledger
 from portal.services.audit import Action, record
 from portal.services.booking import lost_race
 from portal.services.errors import DomainError
+from portal.services.payments import collect
 from portal.services.payments.collect import PROVIDER_ACTOR
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,11 @@ def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
 
 def _record_payment(charge: Charge, intent: str | None, now: datetime) -> str:
     """Book the hold ``charge`` waits for, or record the payment and refund it."""
-    if intent is not None and _recorded(intent):
+    if intent is not None and collect.payment_recorded(intent):
         return "duplicate"
     status = ledger.status_of(charge.id)
     if status in SETTLED:  # by the desk, a waiver or another payment: this one goes back
-        return _refund_second_payment(charge, intent, now) if intent else "duplicate"
+        return collect.second_payment(charge, intent, now) if intent else "duplicate"
     if status == ChargeStatus.OWED:
         try:
             with db.session.begin_nested():
@@ -116,52 +117,8 @@ def _record_payment(charge: Charge, intent: str | None, now: datetime) -> str:
             # Recorded meanwhile by a duplicate of this event (which asked for the
             # refund; ``settle_payments`` redoes a lost one) or the booking it completed.
             return "duplicate"
-        return _refund_second_payment(charge, intent, now)  # settled by another payment
+        return collect.second_payment(charge, intent, now)  # settled by another payment
     schedule("refund_charge", charge.id)
-    return "refunding"
-
-
-def _recorded(intent: str) -> bool:
-    """Whether this provider payment is in the ledger already (this event, seen before)."""
-    return (
-        db.session.scalar(
-            sa.select(ChargeEntry.id).where(
-                ChargeEntry.provider == PaymentProviderName.STRIPE,
-                ChargeEntry.provider_ref == intent,
-                ChargeEntry.status == ChargeStatus.SUCCEEDED,
-            )
-        )
-        is not None
-    )
-
-
-def _refund_second_payment(charge: Charge, intent: str, now: datetime) -> str:
-    """Record a payment for an already settled charge on a charge of its own; refund it."""
-    extra = ledger.open_charge(
-        patient_id=charge.patient_id,
-        kind=charge.kind,
-        amount_cents=charge.amount_cents,
-        key=f"{charge.idempotency_key}:again:{intent}"[:120],
-        description=f"Second payment for charge {charge.id}: goes back to the card",
-        actor=PROVIDER_ACTOR,
-        appointment_id=charge.appointment_id,
-        duplicate_of_id=charge.id,
-        now=now,
-    )
-    step = ledger.append(
-        extra.id,
-        ChargeStatus.SUCCEEDED,
-        key=f"{extra.idempotency_key}:succeeded",
-        actor=PROVIDER_ACTOR,
-        provider=PaymentProviderName.STRIPE,
-        provider_ref=intent,
-        note=f"a second payment for charge {charge.id}, already settled; refunding",
-        now=now,
-    )
-    if not step.new:
-        return "duplicate"
-    log.info("charge %s was paid again (charge %s): refunding", charge.id, extra.id)
-    schedule("refund_charge", extra.id)
     return "refunding"
 
 
@@ -178,19 +135,25 @@ def _intent_succeeded(intent: dict[str, Any], now: datetime) -> str:
     charge = _charge_for(intent)
     if charge is None or charge.kind != ChargeKind.CANCELLATION_FEE:
         return "ignored"  # holds complete through checkout.session.completed
-    if ledger.status_of(charge.id) not in ledger.DUE:
+    raw = intent.get("id")
+    ref = raw if isinstance(raw, str) and 0 < len(raw) <= 100 else None
+    if ref is not None and collect.payment_recorded(ref):
         return "duplicate"
-    ledger.append(
+    if ledger.status_of(charge.id) not in ledger.DUE:  # the desk took it, or it was waived
+        return collect.second_payment(charge, ref, now) if ref else "duplicate"
+    step = ledger.append(
         charge.id,
         ChargeStatus.SUCCEEDED,
         key=f"{charge.idempotency_key}:succeeded",
         actor=PROVIDER_ACTOR,
         provider=PaymentProviderName.STRIPE,
-        provider_ref=intent.get("id"),
+        provider_ref=ref,
         note="charged to the saved card",
         now=now,
     )
-    return "succeeded"
+    if not step.new and ref is not None and step.entry.provider_ref != ref:
+        return collect.second_payment(charge, ref, now)  # settled meanwhile, another way
+    return "succeeded" if step.new else "duplicate"
 
 
 def _intent_failed(intent: dict[str, Any], now: datetime) -> str:
