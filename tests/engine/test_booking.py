@@ -189,7 +189,9 @@ def test_alternatives_are_scored_with_reasons(
         practitioner=practitioner,
         service=original.service,
     )
-    found = find_alternatives(f.patient(), original)
+    # The horizon counts from now: 30 h after 10:00 tomorrow is past the default 48 h
+    # whenever this runs before 16:00 in New York. Reasons are what this test is about.
+    found = find_alternatives(f.patient(), original, horizon=timedelta(days=4))
     assert [a.slot.id for a in found] == [alt.id]
     assert found[0].reasons == expected_reasons
 
