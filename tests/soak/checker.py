@@ -294,6 +294,18 @@ KEPT_WITHOUT_BOOKING = (
 )
 
 
+#: The provider payments the ledger records as paid.
+RECORDED_PAYMENTS = (
+    "SELECT provider_ref FROM charge_entry WHERE status = 'succeeded'"
+    " AND provider = 'stripe' AND provider_ref IS NOT NULL"
+)
+#: Second payments for a settled charge that were not given back.
+SECOND_PAYMENT_KEPT = (
+    "SELECT c.id FROM charge c WHERE c.duplicate_of_id IS NOT NULL AND NOT EXISTS"
+    " (SELECT 1 FROM charge_entry e WHERE e.charge_id = c.id AND e.status = 'refunded')"
+)
+
+
 def _charges(conn: sa.Connection, tally: Tally, stripe: FakeStripe) -> None:
     tally.add(
         "charged_twice",
@@ -318,6 +330,13 @@ def _charges(conn: sa.Connection, tally: Tally, stripe: FakeStripe) -> None:
     }
     paid_charges = {str(s.get("metadata", {}).get("charge_id")) for s in paid_sessions}
     tally.add("payment_unrecorded", sorted(paid_charges - recorded))
+    # ... each payment as itself: a second payment for a settled charge is not folded
+    # into the first (it is recorded on a charge of its own, then refunded).
+    recorded_refs = {str(row[0]) for row in _rows(conn, RECORDED_PAYMENTS)}
+    paid_refs = {str(s["payment_intent"]) for s in paid_sessions if s.get("payment_intent")}
+    paid_refs |= {str(i["id"]) for i in intents}
+    tally.add("payment_unrecorded", sorted(paid_refs - recorded_refs))
+    tally.add("second_payment_kept", _rows(conn, SECOND_PAYMENT_KEPT))
     tally.counts["deposits_paid_at_provider"] = len(paid_offers)
 
 
@@ -427,6 +446,7 @@ def tally_line(faults: int, operations: int, tally: Tally, extra: dict[str, Any]
         "provider_charged_twice",
         "paid_without_booking",
         "payment_unrecorded",
+        "second_payment_kept",
         "unaudited",
         "reminder_lost",
         "reminder_stale",
