@@ -221,10 +221,12 @@ def _record_fee(
 
 
 def fee_charge(appointment_id: int) -> Charge | None:
-    """The cancellation fee charged for an appointment, if any."""
+    """The cancellation fee charged for an appointment, if any (not a second payment of it)."""
     return db.session.scalar(
         sa.select(Charge).where(
-            Charge.appointment_id == appointment_id, Charge.kind == ChargeKind.CANCELLATION_FEE
+            Charge.appointment_id == appointment_id,
+            Charge.kind == ChargeKind.CANCELLATION_FEE,
+            Charge.duplicate_of_id.is_(None),
         )
     )
 

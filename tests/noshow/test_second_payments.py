@@ -11,13 +11,15 @@ from flask.testing import FlaskClient
 
 from jobs.payments import refund_charge
 from portal.db import db, now_utc
+from portal.models import StaffUser
+from portal.models.enums import ChargeStatus
 from portal.services import analytics, holds, ledger
-from portal.services.audit import SYSTEM
+from portal.services.audit import SYSTEM, Actor
 from portal.services.payments import collect, webhooks
 from tests import factories as f
 from tests.fakes.stripe_server import FakeStripe
 from tests.noshow.test_late_payments import _accept
-from tests.noshow.test_payments import _deliver, _pay, _session_id, stripe
+from tests.noshow.test_payments import _deliver, _fee_with_card, _pay, _session_id, stripe
 
 pytestmark = pytest.mark.usefixtures("app")
 __all__ = ["stripe"]
@@ -182,3 +184,98 @@ def test_a_card_charged_while_the_desk_settled_the_fee_is_given_back(
     (intent_id,) = stripe.intents
     assert [r["payment_intent"] for r in stripe.refunds] == [intent_id]
     assert collect_charge(charge_id) == "nothing to collect"
+    from portal.services.cancellation import fee_charge
+
+    fee = fee_charge(charge.appointment_id)  # the visit's fee, not the payment given back
+    assert fee is not None and fee.id == charge_id
+
+
+def test_a_fee_webhook_racing_a_desk_waiver_is_recorded_and_answered_2xx(
+    app: Flask, client: FlaskClient, stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """payment_intent.succeeded reads the fee as owed; the desk waives it and commits;
+    the webhook's append is then refused (waived -> succeeded). collect_off_session
+    catches ChargeStepRefused for exactly this; _intent_succeeded does not, so Stripe's
+    payment is neither recorded nor refunded and the endpoint answers 409."""
+    charge = _fee_with_card()
+    charge_id, staff_id = charge.id, f.staff_user().id
+    db.session.commit()
+
+    def waive() -> None:
+        with app.app_context():
+            staff = db.session.get(StaffUser, staff_id)
+            collect.record_at_desk(charge_id, ChargeStatus.WAIVED, actor=Actor.staff(staff))
+            db.session.commit()
+            db.session.remove()
+
+    real, main, waived = ledger.status_of, threading.current_thread(), []
+
+    def read_then_the_desk_waives(cid: int) -> ChargeStatus:
+        seen = real(cid)  # the webhook's read: owed
+        if threading.current_thread() is main and not waived:
+            waived.append(True)
+            t = threading.Thread(target=waive)
+            t.start()
+            t.join(30)
+        return seen
+
+    monkeypatch.setattr(ledger, "status_of", read_then_the_desk_waives)
+    event = stripe.event(
+        "payment_intent.succeeded", {"id": "pi_raced", "metadata": {"charge_id": str(charge_id)}}
+    )
+
+    answer = _deliver(client, stripe, event)
+
+    monkeypatch.setattr(ledger, "status_of", real)
+    db.session.expire_all()
+    assert ledger.status_of(charge_id) == ChargeStatus.WAIVED
+    assert (answer.status_code, answer.json.get("outcome")) == (200, "refunding"), answer.json
+    assert collect.payment_recorded("pi_raced")
+    (extra,) = [c for c, _ in ledger.charges_for_patient(charge.patient_id) if c.duplicate_of_id]
+    assert refund_charge(extra.id) == "refunded"
+
+
+def test_a_deposit_checkout_racing_a_desk_waiver_is_recorded_and_answered_2xx(
+    app: Flask, client: FlaskClient, stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same hole in ``_record_payment``: the checkout webhook reads the deposit as
+    owed; the desk waives it (``record_at_desk``) and commits; complete_hold finds no
+    pending charge, the fall-through append is refused, and the answer is 409."""
+    from tests.noshow.test_late_payments import _accept
+    from tests.noshow.test_payments import _pay, _session_id
+
+    slot = f.slot()
+    offer, outcome = _accept(slot, deposit=True)
+    _pay(client, offer)
+    charge_id, staff_id = outcome.charge.id, f.staff_user().id
+    db.session.commit()
+    completed = stripe.complete(_session_id(stripe))
+    intent = completed["data"]["object"]["payment_intent"]
+
+    def waive() -> None:
+        with app.app_context():
+            staff = db.session.get(StaffUser, staff_id)
+            collect.record_at_desk(charge_id, ChargeStatus.WAIVED, actor=Actor.staff(staff))
+            db.session.commit()
+            db.session.remove()
+
+    real, main, waived = ledger.status_of, threading.current_thread(), []
+
+    def read_then_the_desk_waives(cid: int) -> ChargeStatus:
+        seen = real(cid)
+        if threading.current_thread() is main and not waived:
+            waived.append(True)
+            t = threading.Thread(target=waive)
+            t.start()
+            t.join(30)
+        return seen
+
+    monkeypatch.setattr(ledger, "status_of", read_then_the_desk_waives)
+
+    answer = _deliver(client, stripe, completed)
+
+    monkeypatch.setattr(ledger, "status_of", real)
+    db.session.expire_all()
+    assert ledger.status_of(charge_id) == ChargeStatus.WAIVED
+    assert (answer.status_code, answer.json.get("outcome")) == (200, "refunding"), answer.json
+    assert collect.payment_recorded(intent)
