@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -190,15 +191,12 @@ def test_a_card_charged_while_the_desk_settled_the_fee_is_given_back(
     assert fee is not None and fee.id == charge_id
 
 
-def test_a_fee_webhook_racing_a_desk_waiver_is_recorded_and_answered_2xx(
-    app: Flask, client: FlaskClient, stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """payment_intent.succeeded reads the fee as owed; the desk waives it and commits;
-    the webhook's append is then refused (waived -> succeeded). collect_off_session
-    catches ChargeStepRefused for exactly this; _intent_succeeded does not, so Stripe's
-    payment is neither recorded nor refunded and the endpoint answers 409."""
-    charge = _fee_with_card()
-    charge_id, staff_id = charge.id, f.staff_user().id
+def _waived_after_the_first_read(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, charge_id: int
+) -> Callable[[int], ChargeStatus]:
+    """Make the next read of a charge's status (the webhook's: owed) let the desk waive
+    the charge and commit before the webhook carries on; return the real reader."""
+    staff_id = f.staff_user().id
     db.session.commit()
 
     def waive() -> None:
@@ -211,15 +209,27 @@ def test_a_fee_webhook_racing_a_desk_waiver_is_recorded_and_answered_2xx(
     real, main, waived = ledger.status_of, threading.current_thread(), []
 
     def read_then_the_desk_waives(cid: int) -> ChargeStatus:
-        seen = real(cid)  # the webhook's read: owed
+        seen = real(cid)
         if threading.current_thread() is main and not waived:
             waived.append(True)
-            t = threading.Thread(target=waive)
-            t.start()
-            t.join(30)
+            desk = threading.Thread(target=waive)
+            desk.start()
+            desk.join(30)
         return seen
 
     monkeypatch.setattr(ledger, "status_of", read_then_the_desk_waives)
+    return real
+
+
+def test_a_fee_webhook_racing_a_desk_waiver_is_recorded_and_answered_2xx(
+    app: Flask, client: FlaskClient, stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``payment_intent.succeeded`` reads the fee as owed; the desk waives it and commits;
+    the webhook's ledger step is then refused (waived -> succeeded). It must not answer
+    409 and leave Stripe's payment out of the ledger: the payment is a second one."""
+    charge = _fee_with_card()
+    charge_id = charge.id
+    real = _waived_after_the_first_read(app, monkeypatch, charge_id)
     event = stripe.event(
         "payment_intent.succeeded", {"id": "pi_raced", "metadata": {"charge_id": str(charge_id)}}
     )
@@ -238,39 +248,15 @@ def test_a_fee_webhook_racing_a_desk_waiver_is_recorded_and_answered_2xx(
 def test_a_deposit_checkout_racing_a_desk_waiver_is_recorded_and_answered_2xx(
     app: Flask, client: FlaskClient, stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same hole in ``_record_payment``: the checkout webhook reads the deposit as
-    owed; the desk waives it (``record_at_desk``) and commits; complete_hold finds no
-    pending charge, the fall-through append is refused, and the answer is 409."""
-    from tests.noshow.test_late_payments import _accept
-    from tests.noshow.test_payments import _pay, _session_id
-
+    """The same in the checkout webhook: it reads the deposit as owed, the desk waives it,
+    the booking finds no pending charge and the fall-through ledger step is refused."""
     slot = f.slot()
     offer, outcome = _accept(slot, deposit=True)
     _pay(client, offer)
-    charge_id, staff_id = outcome.charge.id, f.staff_user().id
-    db.session.commit()
+    charge_id = outcome.charge.id
     completed = stripe.complete(_session_id(stripe))
     intent = completed["data"]["object"]["payment_intent"]
-
-    def waive() -> None:
-        with app.app_context():
-            staff = db.session.get(StaffUser, staff_id)
-            collect.record_at_desk(charge_id, ChargeStatus.WAIVED, actor=Actor.staff(staff))
-            db.session.commit()
-            db.session.remove()
-
-    real, main, waived = ledger.status_of, threading.current_thread(), []
-
-    def read_then_the_desk_waives(cid: int) -> ChargeStatus:
-        seen = real(cid)
-        if threading.current_thread() is main and not waived:
-            waived.append(True)
-            t = threading.Thread(target=waive)
-            t.start()
-            t.join(30)
-        return seen
-
-    monkeypatch.setattr(ledger, "status_of", read_then_the_desk_waives)
+    real = _waived_after_the_first_read(app, monkeypatch, charge_id)
 
     answer = _deliver(client, stripe, completed)
 

@@ -46,24 +46,10 @@ def collect_off_session(charge_id: int, now: datetime | None = None) -> str:
         charge=charge, customer_id=customer_id, idempotency_key=f"collect:charge:{charge_id}"
     )
     if result.succeeded:
-        try:
-            step = ledger.append(
-                charge_id,
-                ChargeStatus.SUCCEEDED,
-                key=f"{charge.idempotency_key}:succeeded",
-                actor=PROVIDER_ACTOR,
-                provider=PaymentProviderName.STRIPE,
-                provider_ref=result.ref,
-                note="charged to the saved card",
-                now=now,
-            )
-        except ledger.ChargeStepRefused:  # waived while the card was being charged
-            step = None
-        if result.ref and (step is None or step.entry.provider_ref != result.ref):
-            # Settled another way meanwhile (the desk took it, or waived it): the card's
-            # payment is a second one, recorded on its own and given back.
-            return second_payment(charge, result.ref, now or now_utc())
-        return "succeeded"
+        outcome = record_success(
+            charge, result.ref, note="charged to the saved card", now=now or now_utc()
+        )
+        return "succeeded" if outcome in ("recorded", "duplicate") else outcome
     ledger.append(
         charge_id,
         ChargeStatus.FAILED,
@@ -100,6 +86,28 @@ def payment_recorded(ref: str) -> bool:
         )
         is not None
     )
+
+
+def record_success(charge: Charge, ref: str | None, *, note: str, now: datetime) -> str:
+    """Record provider payment ``ref`` as what settled ``charge``: "recorded", "duplicate"
+    (it was already), or — when the charge was settled another way meanwhile (the desk, a
+    waiver, another payment) — what ``second_payment`` did with it."""
+    try:
+        step = ledger.append(
+            charge.id,
+            ChargeStatus.SUCCEEDED,
+            key=f"{charge.idempotency_key}:succeeded",
+            actor=PROVIDER_ACTOR,
+            provider=PaymentProviderName.STRIPE,
+            provider_ref=ref,
+            note=note,
+            now=now,
+        )
+    except ledger.ChargeStepRefused:  # waived since the status was read
+        step = None
+    if step is None or (ref is not None and step.entry.provider_ref != ref):
+        return second_payment(charge, ref, now) if ref else "duplicate"
+    return "recorded" if step.new else "duplicate"
 
 
 def second_payment(charge: Charge, ref: str, now: datetime) -> str:

@@ -102,25 +102,12 @@ def _record_payment(charge: Charge, intent: str | None, now: datetime) -> str:
     # The hold lapsed (or the slot went) before the payment landed: keep the record
     # straight — it was paid — and give the money back. Answering anything but 2xx
     # would only make Stripe send the event again, for ever.
-    try:
-        step = ledger.append(
-            charge.id,
-            ChargeStatus.SUCCEEDED,
-            key=f"{charge.idempotency_key}:succeeded",
-            actor=PROVIDER_ACTOR,
-            provider=PaymentProviderName.STRIPE,
-            provider_ref=intent,
-            note="paid after the hold ended; refunding",
-            now=now,
-        )
-    except ledger.ChargeStepRefused:  # waived at the desk since the status was read
-        return collect.second_payment(charge, intent, now) if intent else "duplicate"
-    if not step.new:
-        if intent is None or step.entry.provider_ref == intent:
-            # Recorded meanwhile by a duplicate of this event (which asked for the
-            # refund; ``settle_payments`` redoes a lost one) or the booking it completed.
-            return "duplicate"
-        return collect.second_payment(charge, intent, now)  # settled by another payment
+    # (A duplicate of this event asked for the refund; ``settle_payments`` redoes a lost one.)
+    outcome = collect.record_success(
+        charge, intent, note="paid after the hold ended; refunding", now=now
+    )
+    if outcome != "recorded":
+        return outcome
     schedule("refund_charge", charge.id)
     return "refunding"
 
@@ -144,22 +131,8 @@ def _intent_succeeded(intent: dict[str, Any], now: datetime) -> str:
         return "duplicate"
     if ledger.status_of(charge.id) not in ledger.DUE:  # the desk took it, or it was waived
         return collect.second_payment(charge, ref, now) if ref else "duplicate"
-    try:
-        step = ledger.append(
-            charge.id,
-            ChargeStatus.SUCCEEDED,
-            key=f"{charge.idempotency_key}:succeeded",
-            actor=PROVIDER_ACTOR,
-            provider=PaymentProviderName.STRIPE,
-            provider_ref=ref,
-            note="charged to the saved card",
-            now=now,
-        )
-    except ledger.ChargeStepRefused:  # waived at the desk since the status was read
-        return collect.second_payment(charge, ref, now) if ref else "duplicate"
-    if not step.new and ref is not None and step.entry.provider_ref != ref:
-        return collect.second_payment(charge, ref, now)  # settled meanwhile, another way
-    return "succeeded" if step.new else "duplicate"
+    outcome = collect.record_success(charge, ref, note="charged to the saved card", now=now)
+    return "succeeded" if outcome == "recorded" else outcome
 
 
 def _intent_failed(intent: dict[str, Any], now: datetime) -> str:
