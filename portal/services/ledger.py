@@ -120,7 +120,12 @@ def append(
     existing = db.session.scalar(sa.select(ChargeEntry).where(ChargeEntry.idempotency_key == key))
     if existing is not None:
         return Step(existing, new=False)
-    charge = lock_charge(charge_id)
+    # FOR NO KEY UPDATE: serializes the charge's steps, yet leaves alone whoever only
+    # references the charge (a second payment's charge points at it): FOR UPDATE waited
+    # for them, and with the patient row taken in the other order that deadlocked.
+    charge = db.session.scalars(
+        sa.select(Charge).where(Charge.id == charge_id).with_for_update(key_share=True)
+    ).one()
     existing = db.session.scalar(sa.select(ChargeEntry).where(ChargeEntry.idempotency_key == key))
     if existing is not None:  # appended while we waited for the lock
         return Step(existing, new=False)
@@ -148,13 +153,6 @@ def append(
         after={"status": status, "provider": provider, "ref": provider_ref},
     )
     return Step(entry, new=True)
-
-
-def lock_charge(charge_id: int) -> Charge:
-    """Lock a charge's row until commit: every step of its ledger is taken under it."""
-    return db.session.scalars(
-        sa.select(Charge).where(Charge.id == charge_id).with_for_update()
-    ).one()
 
 
 def status_of(charge_id: int) -> ChargeStatus:

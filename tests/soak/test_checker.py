@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
+from jobs.payments import refund_charge
 from portal.db import db
-from portal.services import holds
-from portal.services.audit import SYSTEM
-from tests import factories as f
 from tests.fakes.stripe_server import FakeStripe
-from tests.noshow.test_late_payments import _accept
-from tests.noshow.test_payments import _deliver, _pay, _session_id, stripe
+from tests.noshow.test_late_payments import paid_at_the_desk_then_online, second_payments
+from tests.noshow.test_payments import _deliver, stripe
 from tests.soak.checker import Tally, _charges
 
 __all__ = ["stripe"]
@@ -26,17 +24,10 @@ def _money(stripe: FakeStripe) -> Tally:
 def test_a_second_payment_is_a_violation_until_it_is_given_back(
     client: FlaskClient, stripe: FakeStripe
 ) -> None:
-    from jobs.payments import refund_charge
-    from portal.services import ledger
-
-    slot = f.slot()
-    offer, _ = _accept(slot, deposit=True)
-    _pay(client, offer)
-    holds.complete_hold(offer.id, actor=SYSTEM)  # the desk takes the deposit
-    db.session.commit()
-    completed = stripe.complete(_session_id(stripe))
+    offer, _, completed = paid_at_the_desk_then_online(client, stripe)
     intent = completed["data"]["object"]["payment_intent"]
-    assert _money(stripe).counts["payment_unrecorded"] == 1  # Stripe took it; no record yet
+    # Stripe took it, the ledger does not show it yet (the desk's payment hides it by charge)
+    assert _money(stripe).counts["payment_unrecorded"] == 1
     assert _deliver(client, stripe, completed).json["outcome"] == "refunding"
 
     kept = _money(stripe)
@@ -44,7 +35,7 @@ def test_a_second_payment_is_a_violation_until_it_is_given_back(
     assert kept.violations == {"second_payment_kept": 1}
 
     db.session.expire_all()
-    (extra,) = [c for c, _ in ledger.charges_for_patient(offer.patient_id) if c.duplicate_of_id]
+    (extra,) = second_payments(offer.patient_id)
     assert refund_charge(extra.id) == "refunded"
     assert _money(stripe).violations == {}
     assert stripe.refunds[-1]["payment_intent"] == intent

@@ -74,24 +74,11 @@ def payment_ref(charge_id: int) -> str | None:
     )
 
 
-def payment_recorded(ref: str) -> bool:
-    """Whether this provider payment is in the ledger already (an event seen before)."""
-    return (
-        db.session.scalar(
-            sa.select(ChargeEntry.id).where(
-                ChargeEntry.provider == PaymentProviderName.STRIPE,
-                ChargeEntry.provider_ref == ref,
-                ChargeEntry.status == ChargeStatus.SUCCEEDED,
-            )
-        )
-        is not None
-    )
-
-
 def record_success(charge: Charge, ref: str | None, *, note: str, now: datetime) -> str:
     """Record provider payment ``ref`` as what settled ``charge``: "recorded", "duplicate"
-    (it was already), or — when the charge was settled another way meanwhile (the desk, a
-    waiver, another payment) — what ``second_payment`` did with it."""
+    (it was already), or — when the charge was settled another way (the desk, a waiver,
+    another payment; a ledger entry is never changed, so the entry found says which) —
+    what ``second_payment`` did with it."""
     try:
         step = ledger.append(
             charge.id,
@@ -103,7 +90,7 @@ def record_success(charge: Charge, ref: str | None, *, note: str, now: datetime)
             note=note,
             now=now,
         )
-    except ledger.ChargeStepRefused:  # waived since the status was read
+    except ledger.ChargeStepRefused:  # waived: nothing is due
         step = None
     if step is None or (ref is not None and step.entry.provider_ref != ref):
         return second_payment(charge, ref, now) if ref else "duplicate"
@@ -112,15 +99,8 @@ def record_success(charge: Charge, ref: str | None, *, note: str, now: datetime)
 
 def second_payment(charge: Charge, ref: str, now: datetime) -> str:
     """A provider payment ``ref`` for ``charge``, which was settled another way (the desk,
-    a waiver, another payment): record it on a charge of its own and refund it.
-
-    Whoever settles a charge holds its row until they commit, so the charge is locked
-    first and the ledger read again: the payment that settled it may be this very one,
-    recorded by a delivery of the same event that committed a moment ago.
-    """
-    ledger.lock_charge(charge.id)
-    if payment_recorded(ref):
-        return "duplicate"
+    a waiver, another payment): record it on a charge of its own and refund it, once
+    (the charge's key is derived from ``ref``: a repeat finds it, "duplicate")."""
     extra = ledger.open_charge(
         patient_id=charge.patient_id,
         kind=charge.kind,

@@ -32,9 +32,6 @@ from portal.services.payments.collect import PROVIDER_ACTOR
 
 log = logging.getLogger(__name__)
 
-#: A charge in these statuses needs no payment: one that arrives is a second payment.
-SETTLED = frozenset({ChargeStatus.SUCCEEDED, ChargeStatus.REFUNDED, ChargeStatus.WAIVED})
-
 
 def handle_event(event: dict[str, Any], now: datetime | None = None) -> str:
     """Apply one verified Stripe event; return what it did (for logs and tests)."""
@@ -63,23 +60,25 @@ def _checkout_completed(session: dict[str, Any], now: datetime) -> str:
         return "unknown charge"
     if session.get("payment_status") != "paid":
         return "not paid yet"
-    raw = session.get("payment_intent")
-    intent = raw if isinstance(raw, str) and 0 < len(raw) <= 100 else None
-    outcome = _record_payment(charge, intent, now)
+    outcome = _record_payment(charge, _payment_ref(session.get("payment_intent")), now)
     # Last: a booking locks the slot, then the patient; saving the card locks the patient
     # (taking it first, a payment racing the desk's booking of the same hold deadlocked).
     _save_customer(charge.patient_id, session.get("customer"))
     return outcome
 
 
+def _payment_ref(value: Any) -> str | None:
+    """The provider's id of a payment, as an event gives it (None when it is no id)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 100 else None
+
+
 def _record_payment(charge: Charge, intent: str | None, now: datetime) -> str:
-    """Book the hold ``charge`` waits for, or record the payment and refund it."""
-    if intent is not None and collect.payment_recorded(intent):
-        return "duplicate"
-    status = ledger.status_of(charge.id)
-    if status in SETTLED:  # by the desk, a waiver or another payment: this one goes back
-        return collect.second_payment(charge, intent, now) if intent else "duplicate"
-    if status == ChargeStatus.OWED:
+    """Book the hold ``charge`` waits for, or record the payment and refund it.
+
+    ``collect.record_success`` tells this payment seen before ("duplicate") from one for
+    a charge settled another way (a second payment, refunded) by the ledger itself.
+    """
+    if ledger.status_of(charge.id) == ChargeStatus.OWED:
         try:
             with db.session.begin_nested():
                 holds.complete_hold(
@@ -125,13 +124,9 @@ def _intent_succeeded(intent: dict[str, Any], now: datetime) -> str:
     charge = _charge_for(intent)
     if charge is None or charge.kind != ChargeKind.CANCELLATION_FEE:
         return "ignored"  # holds complete through checkout.session.completed
-    raw = intent.get("id")
-    ref = raw if isinstance(raw, str) and 0 < len(raw) <= 100 else None
-    if ref is not None and collect.payment_recorded(ref):
-        return "duplicate"
-    if ledger.status_of(charge.id) not in ledger.DUE:  # the desk took it, or it was waived
-        return collect.second_payment(charge, ref, now) if ref else "duplicate"
-    outcome = collect.record_success(charge, ref, note="charged to the saved card", now=now)
+    outcome = collect.record_success(
+        charge, _payment_ref(intent.get("id")), note="charged to the saved card", now=now
+    )
     return "succeeded" if outcome == "recorded" else outcome
 
 
