@@ -112,18 +112,9 @@ def second_payment(charge: Charge, ref: str, now: datetime) -> str:
         duplicate_of_id=charge.id,
         now=now,
     )
-    step = ledger.append(
-        extra.id,
-        ChargeStatus.SUCCEEDED,
-        key=f"{extra.idempotency_key}:succeeded",
-        actor=PROVIDER_ACTOR,
-        provider=PaymentProviderName.STRIPE,
-        provider_ref=ref,
-        note=f"a second payment for charge {charge.id}, already settled; refunding",
-        now=now,
-    )
-    if not step.new:
-        return "duplicate"
+    note = f"a second payment for charge {charge.id}, already settled; refunding"
+    if record_success(extra, ref, note=note, now=now) != "recorded":
+        return "duplicate"  # its charge records this very payment already
     log.info("charge %s was paid again (charge %s): refunding", charge.id, extra.id)
     schedule("refund_charge", extra.id)
     return "refunding"
