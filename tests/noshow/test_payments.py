@@ -132,7 +132,9 @@ def test_duplicated_and_reordered_webhooks_book_once(
     appointments = db.session.scalars(sa.select(Appointment).where(Appointment.slot_id == slot.id))
     assert len(list(appointments)) == 1
     statuses = db.session.scalars(
-        sa.select(ChargeEntry.status).where(ChargeEntry.charge_id == charge.id)
+        sa.select(ChargeEntry.status)
+        .where(ChargeEntry.charge_id == charge.id)
+        .order_by(ChargeEntry.id)
     ).all()
     assert statuses == [ChargeStatus.OWED, ChargeStatus.SUCCEEDED]
     assert_consistent()
